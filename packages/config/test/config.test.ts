@@ -1,0 +1,58 @@
+import t from 'tap';
+import { loadConfig, ConfigError } from '../src/index.js';
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems.map((p) => p.variable);
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+t.test('embedded defaults run every app with an empty environment', async (t) => {
+  const api = loadConfig('api', {});
+  t.equal(api.PORT, 3101);
+  t.equal(api.INTERNAL_PORT, 3111);
+  t.equal(api.REDIS_KEY_PREFIX, 'iot');
+  t.equal(api.ELASTICSEARCH_INDEX_PREFIX, 'logstash-http-');
+  t.equal(api.OIDC_ENABLED, false);
+  t.equal(api.OIDC_CLOCK_SKEW_SECONDS, 30);
+  t.equal(api.ROTATION_TIMEOUT_SECONDS, 300);
+  t.equal(loadConfig('ingest', {}).PORT, 3121);
+  t.equal(loadConfig('worker', {}).PORT, 3131);
+  t.equal(loadConfig('ingest', {}).MQTT_CLIENT_ID, 'iotsupport-ingest', 'ingest keeps a stable client id for its persistent session');
+  t.not(loadConfig('api', { POD_ID: 'a' }).MQTT_CLIENT_ID, loadConfig('api', { POD_ID: 'b' }).MQTT_CLIENT_ID, 'api pods get distinct MQTT client ids');
+});
+
+t.test('values are converted from strings', async (t) => {
+  const c = loadConfig('api', { PORT: '4000', OIDC_ENABLED: 'true', OIDC_ISSUER_URL: 'https://idp.example/realms/x', OIDC_AUDIENCE: 'iot', GRACEFUL_SHUTDOWN_TIMEOUT: '2.5' });
+  t.equal(c.PORT, 4000);
+  t.equal(c.OIDC_ENABLED, true);
+  t.equal(c.GRACEFUL_SHUTDOWN_TIMEOUT, 2.5);
+});
+
+t.test('a wrong value names the variable', async (t) => {
+  t.same(problemsOf(() => loadConfig('api', { PORT: 'eighty' })), ['PORT']);
+  t.same(problemsOf(() => loadConfig('api', { REDIS_URL: 'http://x' })), ['REDIS_URL']);
+  t.same(problemsOf(() => loadConfig('api', { OIDC_CLOCK_SKEW_SECONDS: '-1' })), ['OIDC_CLOCK_SKEW_SECONDS']);
+  t.same(problemsOf(() => loadConfig('api', { NODE_ENV: 'staging' })), ['NODE_ENV']);
+  t.same(problemsOf(() => loadConfig('api', { SECRET_KEY: 'short' })), ['SECRET_KEY']);
+  const err = (() => { try { loadConfig('api', { INTERNAL_PORT: '70000' }); } catch (e) { return e as Error; } return undefined; })();
+  t.match(err?.message, /INTERNAL_PORT/, 'the message an operator reads names the variable');
+});
+
+t.test('production requires the secrets', async (t) => {
+  t.same(problemsOf(() => loadConfig('api', { NODE_ENV: 'production' })).sort(), ['SECRET_KEY', 'SSE_CALLBACK_SECRET']);
+  const ok = loadConfig('api', { NODE_ENV: 'production', SSE_CALLBACK_SECRET: 's3cret', SECRET_KEY: '0123456789abcdef0123' });
+  t.equal(ok.NODE_ENV, 'production');
+});
+
+t.test('OIDC on requires issuer and audience', async (t) => {
+  t.same(problemsOf(() => loadConfig('api', { OIDC_ENABLED: 'true' })).sort(), ['OIDC_AUDIENCE', 'OIDC_ISSUER_URL']);
+});
+
+t.test('empty strings count as unset', async (t) => {
+  t.equal(loadConfig('api', { ELASTICSEARCH_URL: '' }).ELASTICSEARCH_URL, undefined);
+});

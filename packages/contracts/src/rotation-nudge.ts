@@ -1,0 +1,47 @@
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+/**
+ * The `rotation-updated` broadcast between processes: any api pod or the worker PUBLISHes one
+ * message on this channel; every api pod sends `rotation-updated` `{}` to each connection it owns,
+ * so each connection gets it exactly once (forwarding owns the sending side, docs/forwarding.md).
+ */
+
+/** `${REDIS_KEY_PREFIX}:rotation-nudge`. */
+export function rotationNudgeChannel(redisKeyPrefix: string): string {
+  return `${redisKeyPrefix}:rotation-nudge`;
+}
+
+/** Who asked (label `source` of `sse_rotation_nudge_broadcast_total`). */
+export const NUDGE_SOURCES = ['web', 'worker', 'internal'] as const;
+export type RotationNudgeSource = (typeof NUDGE_SOURCES)[number];
+
+export const RotationNudgeMessageSchema = Type.Object(
+  {
+    v: Type.Literal(1),
+    source: Type.Union([Type.Literal('web'), Type.Literal('worker'), Type.Literal('internal')]),
+    /** Epoch ms when it was published (lag metrics). */
+    at_ms: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+
+export type RotationNudgeMessage = Static<typeof RotationNudgeMessageSchema>;
+
+export function encodeRotationNudge(source: RotationNudgeSource, atMs = Date.now()): string {
+  return JSON.stringify({ v: 1, source, at_ms: atMs } satisfies RotationNudgeMessage);
+}
+
+/** undefined for anything that is not a nudge message (never throws). */
+export function decodeRotationNudge(raw: string | Buffer): RotationNudgeMessage | undefined {
+  const value = parseJson(raw);
+  return Value.Check(RotationNudgeMessageSchema, value) ? (value as RotationNudgeMessage) : undefined;
+}
+
+function parseJson(raw: string | Buffer): unknown {
+  try {
+    return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
