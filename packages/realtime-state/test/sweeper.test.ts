@@ -1,0 +1,105 @@
+import t from 'tap';
+import { RegistrySweeper, type GatewayControl } from '../src/index.js';
+import { connectInput, registryForTest } from './setup.js';
+
+/** A gateway as the sweeper sees it: which tokens it holds, whether it answers at all. */
+function fakeGateway() {
+  const alive = new Set<string>();
+  const closed: string[] = [];
+  let reachable = true;
+  const control: GatewayControl = {
+    async close(token) {
+      closed.push(token);
+      if (!reachable) return 'failed';
+      return alive.delete(token) ? 'closed' : 'gone';
+    },
+    async probe(token) {
+      if (!reachable) return 'unreachable';
+      return alive.has(token) ? 'alive' : 'gone';
+    },
+  };
+  return { control, alive, closed, setReachable: (r: boolean) => (reachable = r) };
+}
+
+t.test('expired bindings are removed and closed at their gateway; a 404 or an unreachable gateway ends unconfirmed connections', async (t) => {
+  const { reg, redis, consistent } = registryForTest(t);
+  const gw = fakeGateway();
+  const expired = connectInput('expired', { bindingExpiresAtMs: Date.now() - 1 });
+  const live = connectInput('live');
+  const lost = connectInput('lost'); // the browser left during the connect callback: the gateway never had it
+  for (const c of [expired, live, lost]) {
+    await reg.connect(c);
+    await reg.subscribe({ requestId: c.requestId, deviceId: 1, entityId: 'e', callerSubject: null });
+  }
+  gw.alive.add(expired.token);
+  gw.alive.add(live.token);
+  const sweeper = new RegistrySweeper({ registry: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0 });
+
+  await new Promise((r) => setTimeout(r, 5)); // last_seen strictly before the cutoff
+  const first = await sweeper.sweepOnce();
+  t.same(first, { expired: 1, probed: 2, removed: 1 });
+  t.same(gw.closed, [expired.token], 'the expired stream is closed at the gateway');
+  let snap = await consistent();
+  t.same(Object.keys(snap.connections), ['live']);
+  t.same(snap.watchers.e, ['live']);
+
+  // the next round's liveness pass belongs to whoever takes the lock after it expired
+  await redis.del(reg.keys.sweepLock);
+  gw.setReachable(false);
+  await new Promise((r) => setTimeout(r, 5));
+  t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 1 }, 'an unreachable gateway: state nobody can reach goes');
+  snap = await consistent();
+  t.same(snap.connections, {});
+  t.equal(snap.subscriptionCount, 0);
+});
+
+t.test('an unreachable answer removes a connection only after the unreachable window, and then tries to close it', async (t) => {
+  const { reg, redis, consistent } = registryForTest(t);
+  const gw = fakeGateway();
+  const c = connectInput('slow');
+  await reg.connect(c);
+  await reg.subscribe({ requestId: 'slow', deviceId: 1, entityId: 'e', callerSubject: null });
+  gw.alive.add(c.token);
+  gw.setReachable(false); // e.g. a probe timed out on a loaded gateway: the stream may well be open
+  const sweeper = new RegistrySweeper({ registry: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0, unreachableWindowMs: 400 });
+
+  await new Promise((r) => setTimeout(r, 5));
+  t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 0 }, 'probed, unreachable, but confirmed recently: kept');
+  t.same(Object.keys((await consistent()).connections), ['slow']);
+  t.same(gw.closed, [], 'nothing closed');
+
+  await new Promise((r) => setTimeout(r, 450)); // unconfirmed for longer than the unreachable window
+  await redis.del(reg.keys.sweepLock);
+  t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 1 }, 'still unreachable after the window: removed');
+  await sweeper.stop(); // waits for the best-effort close
+  t.same(gw.closed, [c.token], 'a close was attempted at its gateway (it may still hold the stream)');
+  const snap = await consistent();
+  t.same(snap.connections, {});
+  t.equal(snap.subscriptionCount, 0);
+});
+
+t.test('a 404 removes an unconfirmed connection at once, whatever the unreachable window', async (t) => {
+  const { reg, consistent } = registryForTest(t);
+  const gw = fakeGateway();
+  await reg.connect(connectInput('lost'));
+  const sweeper = new RegistrySweeper({ registry: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0, unreachableWindowMs: 3_600_000 });
+  await new Promise((r) => setTimeout(r, 5));
+  t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 1 });
+  t.same((await consistent()).connections, {});
+});
+
+t.test('only one pod runs the liveness pass of a round', async (t) => {
+  const { registries } = registryForTest(t, 3);
+  const gw = fakeGateway();
+  for (let i = 0; i < 10; i++) {
+    const c = connectInput(`c${i}`);
+    await registries[0]!.connect(c);
+    gw.alive.add(c.token);
+  }
+  await new Promise((r) => setTimeout(r, 5));
+  const reports = await Promise.all(
+    registries.map((registry, i) => new RegistrySweeper({ registry, gateway: gw.control, podId: `p${i}`, intervalMs: 60_000, livenessWindowMs: 0 }).sweepOnce()),
+  );
+  t.same(reports.map((r) => r.probed).sort(), [0, 0, 10], 'one pod probed all ten, the others none');
+  t.equal(await registries[0]!.activeConnections(), 10, 'live connections are confirmed, not removed');
+});
