@@ -1,0 +1,301 @@
+import { performance } from 'node:perf_hooks';
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import { entityIdFromLogChannel, logChannelName, rotationNudgeChannel } from '@iotsupport/contracts';
+import { GatewayClient } from '@iotsupport/gateway-client';
+import { withTimeout, type Logger } from '@iotsupport/observability';
+import { ConnectionRegistry, OwnershipStore, type GatewayTopology, type OwnedConnection } from '@iotsupport/realtime-state';
+import { FleetSync, fleetChannel, parseNotice, podChannel, type FleetNotice } from './fleet-sync.js';
+import { LogFanout } from './log-fanout.js';
+import { forwardingMetrics, type ForwardingMetrics } from './metrics.js';
+import { OwnedConnections } from './owned-connections.js';
+import { OwnershipKeeper } from './ownership-keeper.js';
+import { PodLease } from './pod-lease.js';
+import { Prober } from './prober.js';
+
+/** The configuration forwarding reads (names as in @iotsupport/config). */
+export interface ForwardingConfig {
+  REDIS_KEY_PREFIX: string;
+  POD_ID: string;
+  SSE_GATEWAY_URL: string;
+  SSE_GATEWAY_TOPOLOGY: GatewayTopology;
+  OWNERSHIP_LEASE_SECONDS: number;
+  CONNECTION_PROBE_INTERVAL_SECONDS: number;
+  GATEWAY_SEND_CONCURRENCY: number;
+  GATEWAY_SEND_TIMEOUT_MS: number;
+  GATEWAY_SEND_RETRIES: number;
+  GATEWAY_CONNECTION_QUEUE_LIMIT: number;
+  GATEWAY_CONNECTION_QUEUE_BYTES: number;
+}
+
+export interface ForwardingOptions {
+  config: ForwardingConfig;
+  /** Command connection (no key prefix); a duplicate of it becomes the subscriber. */
+  redis: Redis;
+  registry: Registry;
+  logger: Logger;
+  /** How long a subscribe call waits for the owner to listen (default 1000 ms). */
+  syncTimeoutMs?: number;
+  /** How long stop() lets queued events go out before releasing the connections (default 5000 ms). */
+  drainTimeoutMs?: number;
+  /** Intervals, for tests. */
+  takeoverIntervalMs?: number;
+  reconcileIntervalMs?: number;
+  orphanIntervalMs?: number;
+}
+
+/**
+ * Live forwarding on one api pod: owns a share of the SSE connections, listens to the log channels
+ * of the entities they watch, and sends their `device-logs` and `rotation-updated` events through
+ * the gateway client. docs/forwarding.md explains the whole scheme; the parts:
+ * PodLease (fence), OwnershipKeeper (claims, take-overs, reconcile), OwnedConnections (local
+ * table, channel ref counts), LogFanout (batches → events), FleetSync (notices between pods), Prober.
+ */
+export class Forwarding {
+  readonly gateway: GatewayClient;
+  readonly metrics: ForwardingMetrics;
+  readonly owned: OwnedConnections;
+  readonly store: OwnershipStore;
+  readonly lease: PodLease;
+  private readonly connections: ConnectionRegistry;
+  private readonly subscriber: Redis;
+  private readonly keeper: OwnershipKeeper;
+  private readonly fanout: LogFanout;
+  private readonly sync: FleetSync;
+  private readonly prober: Prober;
+  private readonly channelOps = new Map<string, Promise<unknown>>();
+  private readonly prefix: string;
+  private podChannelName: string | null = null;
+  private draining = false;
+
+  constructor(private readonly opts: ForwardingOptions) {
+    const { config, logger } = opts;
+    this.prefix = config.REDIS_KEY_PREFIX;
+    const leaseMs = config.OWNERSHIP_LEASE_SECONDS * 1000;
+    if (config.GATEWAY_SEND_TIMEOUT_MS >= leaseMs) {
+      logger.warn({ timeoutMs: config.GATEWAY_SEND_TIMEOUT_MS, leaseMs }, 'GATEWAY_SEND_TIMEOUT_MS >= the ownership lease: sends are cut at the lease');
+    }
+    this.metrics = forwardingMetrics(opts.registry);
+    this.connections = new ConnectionRegistry(opts.redis, this.prefix);
+    this.store = new OwnershipStore(opts.redis, this.prefix);
+    // Connected in start(): a SUBSCRIBE racing the connection's ready check would break it.
+    this.subscriber = opts.redis.duplicate({ connectionName: `iotsupport-forwarding-${config.POD_ID}`, lazyConnect: true });
+    this.subscriber.on('error', (err: Error) => logger.warn({ err: err.message }, 'forwarding subscriber connection error'));
+    this.owned = new OwnedConnections({
+      entityWatched: (eid) => this.listen(logChannelName(this.prefix, eid), true),
+      entityUnwatched: (eid) => this.listen(logChannelName(this.prefix, eid), false),
+    });
+    this.gateway = new GatewayClient({
+      baseUrl: config.SSE_GATEWAY_URL,
+      concurrency: config.GATEWAY_SEND_CONCURRENCY,
+      timeoutMs: config.GATEWAY_SEND_TIMEOUT_MS,
+      retries: config.GATEWAY_SEND_RETRIES,
+      queueLimit: config.GATEWAY_CONNECTION_QUEUE_LIMIT,
+      queueBytes: config.GATEWAY_CONNECTION_QUEUE_BYTES,
+      registry: opts.registry,
+      fence: (token) => this.fence(token),
+      onGone: (token) => void this.gone(token),
+    });
+    this.lease = new PodLease({
+      store: this.store,
+      podId: config.POD_ID,
+      gateway: config.SSE_GATEWAY_URL,
+      leaseMs,
+      logger,
+      onAcquired: (instance) => this.listenAsInstance(instance),
+      onLost: () => {
+        this.metrics.leaseLost.inc();
+        this.drop([...this.owned.all()].map((o) => o.requestId), 'fenced');
+      },
+    });
+    this.keeper = new OwnershipKeeper({
+      store: this.store,
+      lease: this.lease,
+      owned: this.owned,
+      metrics: this.metrics,
+      logger,
+      podId: config.POD_ID,
+      gatewayUrl: config.SSE_GATEWAY_URL,
+      topology: config.SSE_GATEWAY_TOPOLOGY,
+      leaseMs,
+      probeIntervalMs: config.CONNECTION_PROBE_INTERVAL_SECONDS * 1000,
+      closeForeign: (conn) => this.closeForeign(conn),
+      settle: (conns) => this.listening(conns.flatMap((c) => c.entities)),
+      dropped: (rids) => this.drop(rids, 'fenced'),
+      takeoverIntervalMs: opts.takeoverIntervalMs,
+      reconcileIntervalMs: opts.reconcileIntervalMs,
+      orphanIntervalMs: opts.orphanIntervalMs,
+    });
+    this.fanout = new LogFanout(this.owned, this.gateway, this.metrics, logger);
+    this.sync = new FleetSync({ redis: opts.redis, prefix: this.prefix, logger, timeoutMs: opts.syncTimeoutMs ?? 1000 });
+    this.prober = new Prober(this.owned, this.gateway, this.connections, this.metrics, logger, config.CONNECTION_PROBE_INTERVAL_SECONDS * 1000);
+  }
+
+  /** Starts listening, takes a lease, and begins claiming, taking over and probing. */
+  async start(): Promise<void> {
+    this.subscriber.on('message', (channel: string, message: string) => this.dispatch(channel, message));
+    await this.subscriber.connect();
+    await this.subscriber.subscribe(fleetChannel(this.prefix), rotationNudgeChannel(this.prefix));
+    await this.lease.start();
+    this.keeper.start();
+    this.prober.start();
+  }
+
+  /** Readiness: this pod holds a lease (it can own connections). */
+  get ready(): boolean {
+    return this.lease.instance !== null && !this.draining;
+  }
+
+  /**
+   * SIGTERM: stop taking connections, stop listening (no new events), let what is queued go out,
+   * then stop sending and end the lease so live pods take this pod's connections over at once.
+   * The gateway client stays usable for unfenced closes until close().
+   */
+  async stop(): Promise<void> {
+    if (this.draining) return;
+    this.keeper.stopTaking();
+    this.prober.stop();
+    await this.subscriber.unsubscribe().catch(() => undefined);
+    await withTimeout(this.gateway.idle(), this.opts.drainTimeoutMs ?? 5000).catch(() => {
+      this.opts.logger.warn({ queued: this.gateway.queueDepth }, 'shutdown: queued events not all sent in time');
+    });
+    this.draining = true;
+    const instance = this.lease.instance;
+    this.drop([...this.owned.all()].map((o) => o.requestId), 'fenced');
+    await this.lease.release().catch((err: Error) => this.opts.logger.warn({ err: err.message }, 'lease release failed; it will run out'));
+    if (instance !== null) await this.sync.released(instance).catch(() => undefined);
+  }
+
+  /** Closes the subscriber and the gateway pools (after stop(), when nothing sends any more). */
+  async close(): Promise<void> {
+    if (!this.draining) await this.stop();
+    this.subscriber.disconnect();
+    await this.gateway.destroy();
+  }
+
+  // ---- hooks the connection registry calls (registry-hooks.ts) ------------------------------------
+
+  /** A connect callback landed on this pod: own the connection; forget a replaced stream's owner state. */
+  async afterConnect(requestId: string, token: string, replacedToken: string | null): Promise<void> {
+    if (replacedToken) this.afterRemoval(requestId, replacedToken);
+    try {
+      await this.keeper.claim([{ requestId, token }]);
+    } catch (err) {
+      // Nothing is lost: another pod's orphan pass adopts it.
+      this.opts.logger.warn({ err: (err as Error).message, requestId }, 'claiming a new connection failed');
+    }
+  }
+
+  /** A subscribe/unsubscribe changed what the connection watches: its owner listens before we answer. */
+  async afterSubscriptionChange(requestId: string): Promise<void> {
+    try {
+      const owner = await this.store.ownerOf(requestId);
+      if (owner === null) return; // whoever takes it reads its subscriptions then
+      if (owner === this.lease.instance) return await this.refresh(requestId);
+      const deadline = await this.opts.redis.zscore(this.store.keys.pods, owner);
+      if (deadline === null || Number(deadline) < Date.now()) return; // dead: the take-over reads them
+      await this.sync.requestSync(owner, requestId, this.lease.instance);
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, requestId }, 'subscription sync failed; the owner reconciles');
+    }
+  }
+
+  /** The registry removed (requestId, token): its owner stops sending to it now. */
+  afterRemoval(requestId: string, token: string): void {
+    if (this.owned.get(requestId)?.token === token) this.drop([requestId], 'discarded');
+    else void this.sync.forget(requestId, token).catch(() => undefined);
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private dispatch(channel: string, message: string): void {
+    const entityId = entityIdFromLogChannel(this.prefix, channel);
+    if (entityId !== undefined) return this.fanout.onLogMessage(entityId, message);
+    if (channel === rotationNudgeChannel(this.prefix)) return this.fanout.onNudge(message);
+    const notice = parseNotice(message);
+    if (notice) void this.onNotice(notice);
+  }
+
+  private async onNotice(notice: FleetNotice): Promise<void> {
+    try {
+      if (notice.t === 'ack') this.sync.acknowledged(notice.id);
+      else if (notice.t === 'forget') this.afterForget(notice.rid, notice.token);
+      else if (notice.t === 'released') this.keeper.takeOverSoon();
+      else if (notice.t === 'sync') {
+        await this.refresh(notice.rid);
+        if (notice.reply) await this.sync.ack(notice.reply, notice.id);
+      }
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, notice: notice.t }, 'fleet notice failed');
+    }
+  }
+
+  private afterForget(requestId: string, token: string): void {
+    if (this.owned.get(requestId)?.token === token) this.drop([requestId], 'discarded');
+  }
+
+  /** Re-reads what an owned connection watches and listens to it. */
+  private async refresh(requestId: string): Promise<void> {
+    const owned = this.owned.get(requestId);
+    if (!owned) return;
+    const entities = await this.connections.subscriptionsOf(requestId);
+    if (this.owned.get(requestId) !== owned) return;
+    this.owned.setEntities(owned, Object.values(entities));
+    await this.listening([...owned.entities]);
+  }
+
+  /** How long this pod may still send to the connection (null: not at all, see PodLease and adopt()). */
+  private fence(token: string): number | null {
+    const owned = this.owned.byToken(token);
+    if (this.draining || !owned || performance.now() < owned.sendableAt) return null;
+    return this.lease.remainingMs();
+  }
+
+  private drop(requestIds: string[], reason: 'discarded' | 'fenced'): void {
+    for (const rid of requestIds) {
+      const owned = this.owned.remove(rid);
+      if (owned) this.gateway.discard(owned.token, reason);
+    }
+    this.metrics.ownedConnections.set(this.owned.size);
+  }
+
+  /** A 404 from the gateway: the stream is gone; clean up like a disconnect. */
+  private async gone(token: string): Promise<void> {
+    try {
+      const owned = this.owned.byToken(token);
+      const requestId = owned?.requestId ?? (await this.connections.requestIdForToken(token));
+      if (owned) this.drop([owned.requestId], 'discarded');
+      if (requestId) await this.connections.gatewayGone(requestId, token);
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message }, 'cleaning up a gone connection failed; the liveness sweep will');
+    }
+  }
+
+  /** Per-pod topology: a dead pod's stream at its own gateway is closed so the browser reconnects. */
+  private async closeForeign(conn: OwnedConnection): Promise<void> {
+    await this.gateway.close(conn.token, { gatewayUrl: conn.gateway, service: 'close' });
+    await this.connections.gatewayGone(conn.requestId, conn.token);
+  }
+
+  private listen(channel: string, on: boolean): void {
+    const op = (on ? this.subscriber.subscribe(channel) : this.subscriber.unsubscribe(channel)).catch((err: Error) =>
+      this.opts.logger.warn({ err: err.message, channel, on }, 'log channel (un)subscribe failed'),
+    );
+    this.channelOps.set(channel, op);
+    void op.then(() => {
+      if (this.channelOps.get(channel) === op && !on) this.channelOps.delete(channel);
+    });
+    this.metrics.subscribedEntities.set(this.owned.watchedCount);
+  }
+
+  /** Resolves once this pod's SUBSCRIBE of every given entity's channel has been confirmed. */
+  private async listening(entities: string[]): Promise<void> {
+    await Promise.all(entities.map((eid) => this.channelOps.get(logChannelName(this.prefix, eid))));
+  }
+
+  private async listenAsInstance(instance: string): Promise<void> {
+    if (this.podChannelName) await this.subscriber.unsubscribe(this.podChannelName).catch(() => undefined);
+    this.podChannelName = podChannel(this.prefix, instance);
+    await this.subscriber.subscribe(this.podChannelName);
+  }
+}

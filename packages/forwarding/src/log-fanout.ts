@@ -1,0 +1,81 @@
+import { LRUCache } from 'lru-cache';
+import { decodeLogChannelMessage, decodeRotationNudge } from '@iotsupport/contracts';
+import type { GatewayClient, SendOutcome } from '@iotsupport/gateway-client';
+import type { Logger } from '@iotsupport/observability';
+import { DEVICE_LOGS_EVENT, deviceLogEventData } from './log-events.js';
+import type { ForwardingMetrics } from './metrics.js';
+import type { Owned, OwnedConnections } from './owned-connections.js';
+
+export const ROTATION_UPDATED_EVENT = 'rotation-updated';
+
+/**
+ * How long a batch id is remembered per entity. Ingest republishes a batch only after a crash and
+ * restart (the broker redelivers the MQTT message), which takes seconds; a quarter of an hour is
+ * ample, and the count cap bounds memory under any rate.
+ */
+const DEDUP_TTL_MS = 15 * 60 * 1000;
+const DEDUP_MAX = 200_000;
+
+/**
+ * Turns what arrives on this pod's channels into gateway sends for the connections it owns:
+ * - an ingest batch of an entity → its `device-logs` events (split under 100 kB), queued to each
+ *   owned connection watching the entity, in arrival order (= ingest order: one subscriber
+ *   connection, and everything up to the queue is synchronous);
+ * - a rotation nudge → one `rotation-updated` `{}` to each owned connection.
+ * A batch id already seen on the channel (ingest republished after a crash) is dropped.
+ */
+export class LogFanout {
+  private readonly seen = new LRUCache<string, true>({ max: DEDUP_MAX, ttl: DEDUP_TTL_MS, ttlAutopurge: false });
+
+  constructor(
+    private readonly owned: OwnedConnections,
+    private readonly gateway: GatewayClient,
+    private readonly metrics: ForwardingMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  onLogMessage(entityId: string, raw: string): void {
+    const message = decodeLogChannelMessage(raw);
+    if (!message || message.device_entity_id !== entityId) {
+      this.metrics.batches.inc({ result: 'invalid' });
+      this.logger.warn({ entityId }, 'log channel message ignored: not a valid batch for this channel');
+      return;
+    }
+    const key = `${entityId}\u0000${message.batch_id}`;
+    if (this.seen.has(key)) {
+      this.metrics.batches.inc({ result: 'duplicate' });
+      return;
+    }
+    this.seen.set(key, true);
+    const watchers = this.owned.watchersOf(entityId);
+    if (!watchers || watchers.size === 0) {
+      this.metrics.batches.inc({ result: 'no_watchers' });
+      return;
+    }
+    this.metrics.batches.inc({ result: 'forwarded' });
+    const events = deviceLogEventData(entityId, message.docs, undefined, () => this.metrics.truncatedDocs.inc());
+    const receivedAt = message.received_at_ms;
+    for (const conn of watchers) {
+      for (const data of events) {
+        void this.send(conn, DEVICE_LOGS_EVENT, data).then((outcome) => {
+          this.metrics.deviceLogEvents.inc({ status: outcome.status });
+          if (outcome.status === 'ok') this.metrics.ingestToAck.observe(Math.max(0, Date.now() - receivedAt) / 1000);
+        });
+      }
+    }
+  }
+
+  onNudge(raw: string): void {
+    const nudge = decodeRotationNudge(raw);
+    if (!nudge) {
+      this.logger.warn('rotation nudge ignored: invalid message');
+      return;
+    }
+    this.metrics.nudges.inc({ source: nudge.source });
+    for (const conn of this.owned.all()) void this.send(conn, ROTATION_UPDATED_EVENT, '{}');
+  }
+
+  private send(conn: Owned, name: string, data: string): Promise<SendOutcome> {
+    return this.gateway.send(conn.token, { name, data }, { service: name, gatewayUrl: conn.gateway, fenced: true });
+  }
+}

@@ -1,0 +1,286 @@
+import t from 'tap';
+import { eventually, type SseClient } from '@iotsupport/testkit';
+import { MAX_SEND_BODY_BYTES } from '@iotsupport/gateway-client';
+import { publishRotationNudge } from '../src/index.js';
+import { deviceLogs, metricValue, startFleet } from './harness.js';
+
+const ENTITIES = ['sensor.a', 'sensor.b', 'sensor.c', 'sensor.d', 'sensor.e'];
+const deviceIdOf = (eid: string) => ENTITIES.indexOf(eid) + 1;
+
+/** Per entity, the `seq` of every log line a client received, in arrival order. */
+function seqsByEntity(payloads: ReturnType<typeof deviceLogs>): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const p of payloads) {
+    const list = out.get(p.device_entity_id) ?? [];
+    for (const doc of p.logs) list.push(doc.seq as number);
+    out.set(p.device_entity_id, list);
+  }
+  return out;
+}
+
+t.test('every connection gets every batch of its entities exactly once, in order, and nothing else', async (t) => {
+  const fleet = await startFleet(t, { pods: 3 });
+  const watch = new Map<string, string[]>();
+  const clients = new Map<string, Awaited<ReturnType<typeof fleet.open>>>();
+  for (let i = 0; i < 24; i++) {
+    const rid = `r${i}`;
+    clients.set(rid, await fleet.open(rid));
+    const mine = ENTITIES.filter(() => Math.random() < 0.5);
+    if (mine.length === 0) mine.push(ENTITIES[i % ENTITIES.length]!);
+    watch.set(rid, mine);
+    for (const eid of mine) await fleet.subscribe(rid, deviceIdOf(eid), eid); // through a random pod
+  }
+  const owned = await Promise.all(fleet.pods.map((p) => metricValue(p.metrics, 'sse_forwarding_owned_connections')));
+  t.equal(owned.reduce((a, b) => a + b, 0), 24, `every connection has exactly one owner (per pod: ${owned.join(', ')})`);
+
+  const BATCHES = 40;
+  for (let seq = 0; seq < BATCHES; seq++) {
+    for (const eid of ENTITIES) await fleet.publishBatch(eid, `${eid}#${seq}`, [{ entity_id: eid, seq, message: `line ${seq}` }]);
+    if (seq === 10) await fleet.publishBatch('sensor.a', 'sensor.a#3', [{ entity_id: 'sensor.a', seq: 3, message: 'republished after an ingest crash' }]);
+  }
+  await fleet.publishBatch('sensor.unwatched', 'x#0', [{ entity_id: 'sensor.unwatched', seq: 0 }]);
+  await publishRotationNudge(fleet.publisher, fleet.prefix, 'internal');
+
+  for (const [rid, client] of clients) {
+    const expected = watch.get(rid)!;
+    await eventually(() => deviceLogs(client).length >= expected.length * BATCHES && client.envelopes().some((e) => e.type === 'rotation-updated'));
+  }
+  // A last batch per entity, so anything duplicated or late before it has arrived too.
+  for (const eid of ENTITIES) await fleet.publishBatch(eid, `${eid}#end`, [{ entity_id: eid, seq: BATCHES }]);
+  for (const [rid, client] of clients) {
+    const expected = watch.get(rid)!;
+    await eventually(() => deviceLogs(client).length === expected.length * (BATCHES + 1));
+    const got = seqsByEntity(deviceLogs(client));
+    t.same([...got.keys()].sort(), [...expected].sort(), `${rid}: only the entities it watches`);
+    for (const eid of expected) t.same(got.get(eid), [...Array(BATCHES + 1).keys()], `${rid} ${eid}: every batch once, in order`);
+    t.equal(client.envelopes().filter((e) => e.type === 'rotation-updated').length, 1, `${rid}: one rotation-updated`);
+    t.same(client.envelopes().find((e) => e.type === 'rotation-updated')?.payload, {});
+  }
+  const duplicates = await Promise.all(fleet.pods.map((p) => metricValue(p.metrics, 'sse_forwarding_batches_total', { result: 'duplicate' })));
+  t.ok(duplicates.reduce((a, b) => a + b, 0) >= 1, 'the republished batch was recognised and dropped');
+});
+
+t.test('unsubscribe stops the entity at once; the pod stops listening after its last watcher', async (t) => {
+  const fleet = await startFleet(t, { pods: 2 });
+  const client = await fleet.open('u1');
+  await fleet.subscribe('u1', 1, 'sensor.a', fleet.pods[0]);
+  await fleet.subscribe('u1', 2, 'sensor.b', fleet.pods[1]);
+  await fleet.publishBatch('sensor.a', 'a1', [{ seq: 1 }]);
+  await fleet.publishBatch('sensor.b', 'b1', [{ seq: 1 }]);
+  await eventually(() => deviceLogs(client).length === 2);
+  await fleet.unsubscribe('u1', 1, fleet.pods[1]);
+  await fleet.publishBatch('sensor.a', 'a2', [{ seq: 2 }]);
+  await fleet.publishBatch('sensor.b', 'b2', [{ seq: 2 }]);
+  await eventually(() => deviceLogs(client).length === 3);
+  t.same(deviceLogs(client).map((p) => `${p.device_entity_id}:${p.logs[0]!.seq}`), ['sensor.a:1', 'sensor.b:1', 'sensor.b:2']);
+  const numsub = (await fleet.publisher.pubsub('NUMSUB', `${fleet.prefix}:logs:sensor.a`, `${fleet.prefix}:logs:sensor.b`)) as [string, number, string, number];
+  t.same([numsub[1], numsub[3]], [0, 1], 'no pod listens to an entity nobody it owns watches');
+});
+
+t.test('a 500-line batch of 1 kB lines arrives as several events, each body under 100 kB, lines in order', async (t) => {
+  const fleet = await startFleet(t, { pods: 1 });
+  const client = await fleet.open('big');
+  await fleet.subscribe('big', 1, 'sensor.big');
+  const docs = Array.from({ length: 500 }, (_, seq) => ({ entity_id: 'sensor.big', seq, message: `${'x'.repeat(990)}"quoted"` }));
+  await fleet.publishBatch('sensor.big', 'big#1', docs);
+  await eventually(() => deviceLogs(client).reduce((n, p) => n + p.logs.length, 0) === 500);
+  const events = deviceLogs(client);
+  t.ok(events.length >= 6, `${events.length} events for ~520 kB of escaped lines`);
+  t.same(events.flatMap((p) => p.logs.map((l) => l.seq)), [...Array(500).keys()], 'every line once, in order');
+  const bodies = fleet.gateway.sends().filter((s) => (s.body as { token?: string }).token && (s.body as { event?: { name: string } }).event?.name === 'device-logs');
+  t.equal(bodies.length, events.length);
+  for (const s of bodies) t.ok(Buffer.byteLength(JSON.stringify(s.body)) <= MAX_SEND_BODY_BYTES, 'body within 100 kB');
+  t.ok(client.raw.split('\n').every((line) => line.length < MAX_SEND_BODY_BYTES), 'each event is one line of data');
+});
+
+t.test('a gateway 404 ends the connection everywhere; the others are unaffected', async (t) => {
+  const fleet = await startFleet(t, { pods: 3 });
+  const lost = await fleet.open('lost');
+  const kept = await fleet.open('kept');
+  for (const rid of ['lost', 'kept']) await fleet.subscribe(rid, 1, 'sensor.a');
+  const token = fleet.gateway.connections().find((c) => c.url.includes('request_id=lost'))!.token;
+  for (const pod of fleet.pods) pod.ignoreDisconnectOf.add(token); // the disconnect callback never reaches us
+  lost.close();
+  await eventually(() => !fleet.gateway.openTokens().includes(token));
+  t.ok(await fleet.pods[0]!.registry.getConnection('lost'), 'our state outlived the stream (no callback)');
+
+  await fleet.publishBatch('sensor.a', 'a#1', [{ seq: 1 }]);
+  await eventually(() => deviceLogs(kept).length === 1);
+  await eventually(async () => (await fleet.pods[0]!.registry.getConnection('lost')) === null);
+  const reg = fleet.pods[1]!.registry;
+  t.same(await reg.watchers('sensor.a'), ['kept'], 'gone from the entity → watchers direction');
+  t.equal(await reg.requestIdForToken(token), null, 'its token is forgotten');
+  t.equal(await fleet.pods[2]!.forwarding.store.ownerOf('lost'), null, 'nobody owns it');
+  t.notOk(fleet.pods.some((p) => p.forwarding.owned.get('lost')), 'no pod still holds it');
+  await fleet.publishBatch('sensor.a', 'a#2', [{ seq: 2 }]);
+  await eventually(() => deviceLogs(kept).length === 2);
+  t.same(deviceLogs(kept).map((p) => p.logs[0]!.seq), [1, 2]);
+});
+
+t.test('a slow connection: bounded queue, drops counted and marked, the others unaffected', async (t) => {
+  const slowTokens = new Set<string>();
+  const fleet = await startFleet(t, { pods: 1, slowTokens, slowDelayMs: 300, config: { GATEWAY_CONNECTION_QUEUE_LIMIT: 20 } });
+  const slow = await fleet.open('slow');
+  const fast = await fleet.open('fast');
+  for (const rid of ['slow', 'fast']) await fleet.subscribe(rid, 1, 'sensor.a');
+  const slowToken = fleet.gateway.connections().find((c) => c.url.includes('request_id=slow'))!.token;
+  slowTokens.add(slowToken);
+  const pod = fleet.pods[0]!;
+
+  let maxQueued = 0;
+  for (let seq = 0; seq < 60; seq++) {
+    await fleet.publishBatch('sensor.a', `a#${seq}`, [{ seq }]);
+    maxQueued = Math.max(maxQueued, pod.forwarding.gateway.queueLength(slowToken));
+    await new Promise((r) => setTimeout(r, 10)); // a steady flow the fast connection keeps up with
+  }
+  await eventually(() => deviceLogs(fast).length === 60);
+  t.same(deviceLogs(fast).map((p) => p.logs[0]!.seq), [...Array(60).keys()], 'the fast connection got everything, in order');
+  t.ok(maxQueued <= 20, `the slow connection's queue stayed bounded (max ${maxQueued} waiting)`);
+  const dropped = await metricValue(pod.metrics, 'sse_gateway_events_dropped_total', { reason: 'queue_full' });
+  t.ok(dropped > 0, `drops counted (${dropped})`);
+
+  await pod.forwarding.gateway.idle();
+  await fleet.publishBatch('sensor.a', 'a#60', [{ seq: 60 }]);
+  await eventually(() => deviceLogs(slow).some((p) => p.logs[0]!.seq === 60));
+  const got = deviceLogs(slow);
+  const seqs = got.map((p) => p.logs[0]!.seq as number);
+  t.same(seqs, [...seqs].sort((a, b) => a - b), 'what the slow connection got is in order');
+  const marked = got.reduce((n, p) => n + (p.dropped ?? 0), 0);
+  t.equal(got.length + marked, 61, `received ${got.length} + marked dropped ${marked} = every batch`);
+  t.equal(marked, dropped, 'the browser was told about every drop');
+  t.equal(await metricValue(pod.metrics, 'sse_device_log_events_sent_total', { status: 'dropped' }), dropped);
+});
+
+t.test('a pod that stops renewing its lease: its connections resume on live pods, no duplicates, gap in metrics', async (t) => {
+  const fleet = await startFleet(t, { pods: 3 });
+  const clients: SseClient[] = [];
+  for (let i = 0; i < 12; i++) {
+    clients.push(await fleet.open(`k${i}`));
+    await fleet.subscribe(`k${i}`, 1, 'sensor.flow');
+  }
+  const victim = fleet.pods.reduce((a, b) => (a.forwarding.owned.size >= b.forwarding.owned.size ? a : b));
+  const victims = new Set([...victim.forwarding.owned.all()].map((o) => o.requestId));
+  let seq = 0;
+  let partitionedAt = -1;
+  const flow = setInterval(() => void fleet.publishBatch('sensor.flow', `f#${seq}`, [{ seq: seq++, at: Date.now() }]), 20);
+  t.teardown(() => clearInterval(flow));
+  await eventually(() => seq > 50);
+  partitionedAt = seq;
+  fleet.partition(victim); // its subscriber still hears batches; its fence must keep it silent
+  await eventually(() => seq > partitionedAt + 400, 20_000);
+  clearInterval(flow);
+  const last = seq - 1;
+  await eventually(() => clients.every((c) => deviceLogs(c).some((p) => p.logs[0]!.seq === last)), 10_000);
+
+  const gaps: number[] = [];
+  clients.forEach((c, i) => {
+    const seqs = deviceLogs(c).map((p) => p.logs[0]!.seq as number);
+    t.same(seqs, [...new Set(seqs)].sort((a, b) => a - b), `k${i}: in order, no duplicates`);
+    if (!victims.has(`k${i}`)) t.equal(seqs.length, seqs.at(-1)! - seqs[0]! + 1, `k${i} (not the dead pod's): nothing missing`);
+    else {
+      const missing = seqs.at(-1)! - seqs[0]! + 1 - seqs.length;
+      gaps.push(missing * 20);
+    }
+  });
+  t.comment(`connections of the dead pod: ${victims.size}; delivery gap ≈ ${Math.max(...gaps)} ms (batches every 20 ms)`);
+  const live = fleet.pods.filter((p) => p !== victim);
+  const taken = (await Promise.all(live.map((p) => metricValue(p.metrics, 'sse_ownership_takeovers_total')))).reduce((a, b) => a + b, 0);
+  t.equal(taken, victims.size, 'every connection of the dead pod was taken over once');
+  const gapObserved = (await Promise.all(live.map((p) => metricValue(p.metrics, 'sse_ownership_takeover_gap_seconds')))).reduce((a, b) => a + b, 0);
+  t.ok(gapObserved >= 1, 'the take-over gap is in the metrics');
+});
+
+t.test('SIGTERM path: a draining pod hands its connections over at once, in order, without duplicates', async (t) => {
+  const fleet = await startFleet(t, { pods: 2 });
+  const clients: SseClient[] = [];
+  for (let i = 0; i < 8; i++) {
+    clients.push(await fleet.open(`d${i}`));
+    await fleet.subscribe(`d${i}`, 1, 'sensor.flow');
+  }
+  let seq = 0;
+  const flow = setInterval(() => void fleet.publishBatch('sensor.flow', `f#${seq}`, [{ seq: seq++ }]), 10);
+  t.teardown(() => clearInterval(flow));
+  await eventually(() => seq > 30);
+  await fleet.pods[0]!.forwarding.stop();
+  const stoppedAt = seq;
+  await eventually(() => seq > stoppedAt + 100);
+  clearInterval(flow);
+  const last = seq - 1;
+  await eventually(() => clients.every((c) => deviceLogs(c).some((p) => p.logs[0]!.seq === last)));
+  for (const [i, c] of clients.entries()) {
+    const seqs = deviceLogs(c).map((p) => p.logs[0]!.seq as number);
+    t.same(seqs, [...new Set(seqs)].sort((a, b) => a - b), `d${i}: in order, no duplicates`);
+  }
+  t.equal(fleet.pods[1]!.forwarding.owned.size, 8, 'the live pod owns every connection');
+});
+
+t.test('per-pod topology: a dead pod’s connections are closed at its gateway so browsers reconnect', async (t) => {
+  const fleet = await startFleet(t, { pods: 2, topology: 'per-pod' });
+  const onDead = await fleet.open('p0', 0);
+  const onLive = await fleet.open('p1', 1);
+  await fleet.subscribe('p0', 1, 'sensor.a', fleet.pods[1]);
+  await fleet.subscribe('p1', 1, 'sensor.a', fleet.pods[0]);
+  t.equal(await fleet.pods[0]!.forwarding.store.ownerOf('p0'), fleet.pods[0]!.forwarding.lease.instance, 'the pod beside the gateway owns it');
+  await fleet.publishBatch('sensor.a', 'a#1', [{ seq: 1 }]);
+  await eventually(() => deviceLogs(onDead).length === 1 && deviceLogs(onLive).length === 1);
+
+  fleet.partition(fleet.pods[0]!);
+  await onDead.ended;
+  t.pass('the stream at the dead pod’s gateway was closed');
+  await eventually(async () => (await fleet.pods[1]!.registry.getConnection('p0')) === null);
+  await fleet.publishBatch('sensor.a', 'a#2', [{ seq: 2 }]);
+  await eventually(() => deviceLogs(onLive).length === 2);
+  t.notOk(onLive.isEnded, 'the live pod’s connection is untouched');
+  t.equal(await metricValue(fleet.pods[1]!.metrics, 'sse_ownership_takeovers_total', { action: 'close' }), 1);
+});
+
+t.test('owners probe their connections: a gateway that lost them (crash, no callbacks) answers 404 and the state goes', async (t) => {
+  const fleet = await startFleet(t, { pods: 2, config: { CONNECTION_PROBE_INTERVAL_SECONDS: 1 } });
+  for (const rid of ['p1', 'p2', 'p3']) {
+    await fleet.open(rid);
+    await fleet.subscribe(rid, 1, 'sensor.a');
+  }
+  await fleet.gateway.crash(); // every stream gone, not one disconnect callback
+  await fleet.gateway.restart();
+  const reg = fleet.pods[0]!.registry;
+  await eventually(async () => (await reg.activeConnections()) === 0, 10_000);
+  t.same(await reg.watchers('sensor.a'), [], 'no subscriptions left');
+  const probes = await Promise.all(fleet.pods.map((p) => metricValue(p.metrics, 'sse_connection_probes_total', { result: 'gone' })));
+  t.equal(probes.reduce((a, b) => a + b, 0), 3, 'each connection was found gone by its owner’s probe');
+  t.equal(fleet.pods.reduce((n, p) => n + p.forwarding.owned.size, 0), 0, 'no pod still owns any');
+});
+
+t.test('Redis forgets a pod’s lease (failover): live pods take over after a grace, the pod drops everything and comes back, nothing is sent twice', async (t) => {
+  const fleet = await startFleet(t, { pods: 2 });
+  const clients: SseClient[] = [];
+  for (let i = 0; i < 6; i++) {
+    clients.push(await fleet.open(`l${i}`));
+    await fleet.subscribe(`l${i}`, 1, 'sensor.flow');
+  }
+  const victim = fleet.pods.find((p) => p.forwarding.owned.size > 0)!;
+  const before = victim.forwarding.lease.instance!;
+  let seq = 0;
+  const flow = setInterval(() => void fleet.publishBatch('sensor.flow', `f#${seq}`, [{ seq: seq++ }]), 20);
+  t.teardown(() => clearInterval(flow));
+  await eventually(() => seq > 20);
+  // Redis believes the lease is long over while the pod believes it holds it (a failover lost its
+  // last renewals): live pods take over at once; the victim learns at its next renewal.
+  await fleet.publisher.zadd(victim.forwarding.store.keys.pods, 'XX', 1, before);
+  await eventually(() => victim.forwarding.lease.instance !== null && victim.forwarding.lease.instance !== before, 5000);
+  t.pass(`the stalled pod re-registered (instance ${before} → ${victim.forwarding.lease.instance})`);
+  const atLoss = seq;
+  await eventually(() => seq > atLoss + 100);
+  clearInterval(flow);
+  const last = seq - 1;
+  await eventually(() => clients.every((c) => deviceLogs(c).some((p) => p.logs[0]!.seq === last)));
+  for (const [i, c] of clients.entries()) {
+    const seqs = deviceLogs(c).map((p) => p.logs[0]!.seq as number);
+    t.same(seqs, [...new Set(seqs)].sort((a, b) => a - b), `l${i}: in order, no duplicates`);
+  }
+  t.equal(await metricValue(victim.metrics, 'sse_ownership_lease_lost_total'), 1, 'the loss is counted');
+  const late = await fleet.open('late');
+  await fleet.subscribe('late', 1, 'sensor.flow');
+  await fleet.publishBatch('sensor.flow', 'f#late', [{ seq: -1 }]);
+  await eventually(() => deviceLogs(late).length === 1);
+  t.pass('new connections are served afterwards, whichever pod takes them');
+});
