@@ -1,0 +1,11 @@
+export { startIngestService, LOGSINK_TOPIC, type IngestService, type IngestSettings } from './ingest-service.js';
+export { IngestPipeline, type IncomingMessage, type PipelineOptions } from './pipeline.js';
+export { MqttLogSource, type MqttSourceOptions, type PipelineLoad } from './mqtt-source.js';
+export { BulkStore, StoreAborted, type StoreOptions } from './bulk-store.js';
+export { createEsBulkApi, BulkRequestError, type BulkApi, type CreateOp, type ItemResult } from './es-bulk-api.js';
+export { RedisFanout, buildFanout, FANOUT_MAX_DOCS_BYTES, type FanoutItem } from './fanout.js';
+export { parseMqttMessage, type ParsedMessage, type LogLine, type MessageStatus } from './log-message.js';
+export { parseLogLine, stripAnsiEscapes, entityIdOf, MAX_JSON_DEPTH, type LineStatus, type LogDocument } from './log-line.js';
+export { payloadDigest, documentId, fanoutBatchId, dailyIndexName } from './ids.js';
+export { backoffDelayMs, type BackoffPolicy } from './backoff.js';
+export { createIngestMetrics, type IngestMetrics } from './metrics.js';

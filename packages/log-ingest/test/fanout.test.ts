@@ -1,0 +1,100 @@
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { decodeLogChannelMessage, entityIdFromLogChannel, logChannelName, logChannelPattern } from '@iotsupport/contracts';
+import { LOCAL_REDIS_URL, eventually, uniqueRedisPrefix } from '@iotsupport/testkit';
+import { FANOUT_MAX_DOCS_BYTES, RedisFanout, buildFanout, parseMqttMessage, type ParsedMessage } from '../src/index.js';
+import { freshMetrics, metricValue, silentLogger } from './helpers.js';
+
+const OPTS = { indexPrefix: 'logs-', entityField: 'entity_id' };
+
+async function message(receivedAtMs: number, ...docs: object[]): Promise<ParsedMessage> {
+  return parseMqttMessage(Buffer.from(docs.map((d) => JSON.stringify(d)).join('\n')), receivedAtMs, OPTS);
+}
+
+t.test('per message, per entity, in line order; lines without entity are not streamed', async (t) => {
+  const m1 = await message(1000, { entity_id: 'a', message: '1' }, { entity_id: 'b', message: '2' }, { message: 'no entity' }, { entity_id: 'a', message: '3' });
+  const m2 = await message(2000, { entity_id: 'a', message: '4' });
+  const items = buildFanout([m1, m2], 'pfx', 5000);
+  t.same(
+    items.map((i) => i.channel),
+    ['pfx:logs:a', 'pfx:logs:b', 'pfx:logs:a'],
+  );
+  const decoded = items.map((i) => decodeLogChannelMessage(i.payload));
+  t.ok(decoded.every(Boolean), 'every payload matches LogChannelMessageSchema');
+  t.same(
+    decoded.map((d) => d!.docs.map((doc) => doc.message)),
+    [['1', '3'], ['2'], ['4']],
+  );
+  t.match(decoded[0], { v: 1, device_entity_id: 'a', received_at_ms: 1000, ingested_at_ms: 5000 });
+  t.same(decoded[0]!.docs[0], m1.lines[0]!.doc, 'the docs are the stored documents');
+  t.equal(new Set(decoded.map((d) => d!.batch_id)).size, 3, 'batch ids are distinct');
+});
+
+t.test('batch ids are deterministic: a redelivered message gets the same ones', async (t) => {
+  const docs = [{ entity_id: 'a', message: 'x' }, { entity_id: 'b', message: 'y' }];
+  const first = buildFanout([await message(1000, ...docs)], 'p', 1)
+    .map((i) => decodeLogChannelMessage(i.payload)!.batch_id);
+  const again = buildFanout([await message(9000, ...docs)], 'p', 2)
+    .map((i) => decodeLogChannelMessage(i.payload)!.batch_id);
+  t.same(again, first);
+});
+
+t.test('a big message for one entity is split into parts under the size bound, order kept', async (t) => {
+  const docs = Array.from({ length: 3000 }, (_, i) => ({ entity_id: 'big', message: `${i}`.padEnd(200, '.') }));
+  const items = buildFanout([await message(1, ...docs)], 'p', 2);
+  t.ok(items.length > 1);
+  const decoded = items.map((i) => decodeLogChannelMessage(i.payload)!);
+  t.ok(decoded.every((d) => JSON.stringify(d.docs).length <= FANOUT_MAX_DOCS_BYTES + 2));
+  t.same(
+    decoded.flatMap((d) => d.docs.map((doc) => Number.parseInt(doc.message as string, 10))),
+    docs.map((_, i) => i),
+  );
+});
+
+t.test('channel helpers', async (t) => {
+  t.equal(logChannelName('iot', 'dev:1'), 'iot:logs:dev:1');
+  t.equal(logChannelPattern('iot'), 'iot:logs:*');
+  t.equal(entityIdFromLogChannel('iot', 'iot:logs:dev:1'), 'dev:1');
+  t.equal(entityIdFromLogChannel('iot', 'other:logs:dev'), undefined);
+  t.equal(decodeLogChannelMessage('{"v":2}'), undefined, 'anything but a valid v1 message decodes to undefined');
+  t.equal(decodeLogChannelMessage('not json'), undefined);
+});
+
+t.test('RedisFanout publishes in one pipeline, in order, to real Redis subscribers', async (t) => {
+  const prefix = uniqueRedisPrefix();
+  const pub = new Redis(LOCAL_REDIS_URL);
+  const sub = new Redis(LOCAL_REDIS_URL);
+  t.teardown(() => {
+    pub.disconnect();
+    sub.disconnect();
+  });
+  const received: Array<[string, string]> = [];
+  sub.on('pmessage', (_p, channel, payload) => received.push([channel, payload]));
+  await sub.psubscribe(logChannelPattern(prefix));
+  const { registry, metrics } = freshMetrics();
+  const fanout = new RedisFanout(pub, { backoff: { baseMs: 1, capMs: 5 }, signal: new AbortController().signal }, metrics, silentLogger);
+  const msgs = [];
+  for (let i = 0; i < 20; i++) msgs.push(await message(i, { entity_id: `e${i % 3}`, message: `${i}` }));
+  const items = buildFanout(msgs, prefix, 99);
+  await fanout.publish(items);
+  await eventually(() => received.length === 20);
+  t.same(
+    received.map(([c]) => c),
+    items.map((i) => i.channel),
+    'arrival order = receive order',
+  );
+  t.equal(await metricValue(registry, 'iot_logsink_fanout_messages_total'), 20);
+});
+
+t.test('RedisFanout retries while Redis is unreachable and gives up only on abort', async (t) => {
+  const dead = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+  dead.on('error', () => {});
+  t.teardown(() => dead.disconnect());
+  const { registry, metrics } = freshMetrics();
+  const ac = new AbortController();
+  const fanout = new RedisFanout(dead, { backoff: { baseMs: 1, capMs: 5 }, signal: ac.signal }, metrics, silentLogger);
+  const pending = fanout.publish(buildFanout([await message(1, { entity_id: 'a', message: 'm' })], 'p', 1));
+  await eventually(async () => (await registry.metrics()).match(/iot_logsink_retry_delay_seconds_count\{target="redis"\} ([3-9]|\d\d)/));
+  ac.abort();
+  await t.rejects(pending);
+});

@@ -1,0 +1,23 @@
+export { createSecretBox, generateClientSecret, secretContext, SecretDecryptError, type SecretBox, type SecretBoxOptions } from './secret-box.js';
+export { deviceClientId, parseDeviceClientId } from './client-id.js';
+export type { NudgeSource, RotationNudger } from './nudge.js';
+export { createMqttProvisioningNotifier, whenConnected, MqttNotConnectedError, type ProvisioningNotifier, type MqttProvisioningNotifierOptions } from './provisioning-notifier.js';
+export { RotationStore, withRotationColumns, type RotationSecretColumns, type RotationDatabase, type RotationTarget, type DashboardRow } from './rotation-store.js';
+export { buildDashboard, categorize, type Dashboard, type DashboardDevice, type DashboardCategory } from './dashboard.js';
+export { RotationService, type RotationServiceDeps, type RotationStatus, type ProvisioningResponse, type TickResult } from './rotation-service.js';
+export {
+  ROTATION_QUEUE_NAME,
+  FLEET_SCHEDULER_ID,
+  TICK_SCHEDULER_ID,
+  rotationQueuePrefix,
+  createRotationQueue,
+  ensureSchedulers,
+  nextFleetRun,
+  SchedulerWatchdog,
+  type ScheduleSettings,
+  type Repair,
+  type RepairReason,
+  type RotationJobName,
+} from './scheduling.js';
+export { createRotationWorker, scheduledSlot, type RotationWorkerOptions } from './rotation-worker.js';
+export { createRotationMetrics, registerRotationStateGauge, type RotationMetrics } from './metrics.js';

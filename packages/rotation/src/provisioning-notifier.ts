@@ -1,0 +1,59 @@
+import type { MqttClient } from 'mqtt';
+import type { Logger } from '@iotsupport/observability';
+
+/** What the state machine needs to tell a device to rotate; the MQTT one below in production. */
+export interface ProvisioningNotifier {
+  /** Resolves once the broker acknowledged the notice (QoS 1); rejects if that cannot happen in time. */
+  notify(clientId: string): Promise<void>;
+}
+
+export class MqttNotConnectedError extends Error {
+  constructor(waitedMs: number) {
+    super(`MQTT client not connected after ${waitedMs} ms`);
+    this.name = 'MqttNotConnectedError';
+  }
+}
+
+/**
+ * Resolves when the client is connected; waits for the next `connect` otherwise. The original
+ * service published before its client had connected and the notice was silently dropped.
+ */
+export function whenConnected(client: MqttClient, timeoutMs: number): Promise<void> {
+  if (client.connected) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onConnect = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      client.off('connect', onConnect);
+      reject(new MqttNotConnectedError(timeoutMs));
+    }, timeoutMs);
+    client.once('connect', onConnect);
+  });
+}
+
+export interface MqttProvisioningNotifierOptions {
+  client: MqttClient;
+  /** Full topic, already through `mqttTopic(config, 'iotsupport/updates/provisioning')`. */
+  topic: string;
+  logger: Logger;
+  /** How long a notice waits for a (re)connection before it is given up (default 30 s). */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Publishes `{"client_id": "..."}` on the provisioning topic with QoS 1, only on a connected
+ * client. A notice that cannot be delivered is logged and reported to the caller; the device then
+ * times out and is retried later, so a lost notice delays a rotation but never wedges it.
+ */
+export function createMqttProvisioningNotifier(opts: MqttProvisioningNotifierOptions): ProvisioningNotifier {
+  const timeoutMs = opts.connectTimeoutMs ?? 30_000;
+  return {
+    async notify(clientId) {
+      await whenConnected(opts.client, timeoutMs);
+      await opts.client.publishAsync(opts.topic, JSON.stringify({ client_id: clientId }), { qos: 1 });
+      opts.logger.info({ clientId, topic: opts.topic }, 'rotation notice published');
+    },
+  };
+}
