@@ -1,0 +1,81 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import { createInternalServer, registerErrorHandler } from '@iotsupport/observability';
+import type { ApiDeps, ApiRoutePlugin } from './deps.js';
+import deviceModelRoutes from './routes/device-models.js';
+import deviceRoutes from './routes/devices.js';
+import iotRoutes from './routes/iot.js';
+import rotationRoutes from './routes/rotation.js';
+import rotationNudgeRoutes from './routes/rotation-nudge.js';
+import deviceLogRoutes from './routes/device-logs.js';
+import sseCallbackRoutes from './routes/sse-callback.js';
+
+export type { ApiDeps, ApiRoutePlugin } from './deps.js';
+
+/* =============================================================================================
+ * ROUTE REGISTRATION — one line per feature.
+ * A feature is `src/routes/<feature>.ts` whose default export is an ApiRoutePlugin (a fastify
+ * plugin that receives ApiDeps as its options). Import it above and add it to ONE list below.
+ * ============================================================================================= */
+
+/** Public listener (PORT): what browsers, devices and operators call. */
+const PUBLIC_ROUTES: ApiRoutePlugin[] = [
+  deviceModelRoutes, // GET/POST /api/device-models
+  deviceRoutes, // GET/POST /api/devices, GET/PUT/DELETE /api/devices/:id
+  deviceLogRoutes, // POST /api/device-logs/subscribe|unsubscribe
+  rotationRoutes, // /api/rotation/*, POST /api/devices/:id/rotate
+  iotRoutes, // /api/iot/provisioning, /api/iot/config
+];
+
+/** Internal listener (INTERNAL_PORT), next to /health/* and /metrics. Never on the public one. */
+const INTERNAL_ROUTES: ApiRoutePlugin[] = [
+  sseCallbackRoutes, // POST /api/sse/callback
+  rotationNudgeRoutes, // POST /internal/rotation-nudge
+];
+
+/* ============================================================================================= */
+
+export interface ApiServers {
+  /** PORT: `/api/*` and the OpenAPI docs at `/api/docs` (JSON at `/api/docs/json`). */
+  publicServer: FastifyInstance;
+  /** INTERNAL_PORT: health, metrics, gateway callback, rotation nudge. */
+  internalServer: FastifyInstance;
+}
+
+function openApiDocs(app: FastifyInstance): void {
+  void app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'iotsupport-realtime api',
+        version: '1',
+        description: 'Public REST API of the api pods. Every error body is {"error": string, "code": string}.',
+      },
+    },
+  });
+  void app.register(swaggerUi, { routePrefix: '/api/docs' });
+}
+
+/**
+ * Builds both listeners of the api without starting them (tests use `inject`; main.ts listens).
+ * Validation: typebox compiler (request bodies are never coerced or stripped, so an unknown field
+ * is a 400); errors go through the central handler of observability on both.
+ */
+export function buildApi(deps: ApiDeps): ApiServers {
+  const publicServer = Fastify({
+    loggerInstance: deps.logger.child({ listener: 'public' }) as unknown as FastifyBaseLogger,
+    // Per-request lines are noise at fleet scale; errors are still logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  registerErrorHandler(publicServer);
+  publicServer.setValidatorCompiler(TypeBoxValidatorCompiler);
+  openApiDocs(publicServer);
+  for (const routes of PUBLIC_ROUTES) void publicServer.register(routes, deps);
+
+  const internalServer = createInternalServer({ logger: deps.logger, lifecycle: deps.lifecycle, registry: deps.metrics.registry });
+  internalServer.setValidatorCompiler(TypeBoxValidatorCompiler);
+  for (const routes of INTERNAL_ROUTES) void internalServer.register(routes, deps);
+
+  return { publicServer, internalServer };
+}

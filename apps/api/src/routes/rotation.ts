@@ -1,0 +1,140 @@
+import { Type } from 'typebox';
+import { mqttTopic } from '@iotsupport/config';
+import {
+  createMqttProvisioningNotifier,
+  createRotationQueue,
+  createSecretBox,
+  nextFleetRun,
+  RotationService,
+} from '@iotsupport/rotation';
+import type { FastifyInstance } from 'fastify';
+import { publishRotationNudge } from '@iotsupport/forwarding';
+import type { ApiDeps, ApiRoutePlugin } from '../deps.js';
+import { DeviceIdParams, errorResponses } from './device-schemas.js';
+
+/**
+ * `GET /api/rotation/status`, `GET /api/rotation/dashboard`, `POST /api/rotation/trigger`,
+ * `POST /api/devices/:id/rotate` (public listener). Every state change commits before its MQTT
+ * notice and its `rotation-updated` nudge (source `web`); see docs/rotation.md.
+ */
+
+const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+const State = Type.Union([Type.Literal('OK'), Type.Literal('QUEUED'), Type.Literal('PENDING'), Type.Literal('TIMEOUT')]);
+const CountsByState = Type.Object(
+  { OK: Type.Integer(), QUEUED: Type.Integer(), PENDING: Type.Integer(), TIMEOUT: Type.Integer() },
+  { additionalProperties: false, description: 'Active devices per rotation state' },
+);
+
+const StatusJson = Type.Object(
+  {
+    counts_by_state: CountsByState,
+    inactive: Type.Integer({ description: 'Inactive devices (never rotated), whatever their state' }),
+    pending_device_id: Type.Union([Type.Integer(), Type.Null()]),
+    last_rotation_completed_at: Timestamp,
+    next_scheduled_rotation: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'Next run of the ROTATION_CRON fleet job (UTC)' }),
+  },
+  { additionalProperties: false },
+);
+
+const DashboardDeviceJson = Type.Object(
+  {
+    id: Type.Integer(),
+    key: Type.String(),
+    device_name: Type.Union([Type.String(), Type.Null()]),
+    device_model_code: Type.String(),
+    rotation_state: State,
+    days_since_rotation: Type.Union([Type.Integer(), Type.Null()]),
+    last_rotation_completed_at: Timestamp,
+    secret_created_at: Timestamp,
+  },
+  { additionalProperties: false },
+);
+
+const DashboardJson = Type.Object(
+  {
+    healthy: Type.Array(DashboardDeviceJson),
+    warning: Type.Array(DashboardDeviceJson, { description: 'Active, secret not overdue, last attempt timed out' }),
+    critical: Type.Array(DashboardDeviceJson, { description: 'Active, secret older than ROTATION_CRITICAL_THRESHOLD_DAYS' }),
+    inactive: Type.Array(DashboardDeviceJson),
+    counts: Type.Object(
+      { healthy: Type.Integer(), warning: Type.Integer(), critical: Type.Integer(), inactive: Type.Integer() },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** One RotationService per process, shared by the rotation and iot route plugins. */
+const services = new WeakMap<object, RotationService>();
+
+/** The service both plugins use; the first caller creates it and closes its queue reader with `app`. */
+export function rotationServiceFor(deps: ApiDeps, app: FastifyInstance): RotationService {
+  let service = services.get(deps.db);
+  if (!service) {
+    const queue = createRotationQueue(deps.redis, deps.config.REDIS_KEY_PREFIX);
+    queue.on('error', (err) => deps.logger.warn({ err: err.message }, 'rotation queue error'));
+    service = new RotationService({
+      db: deps.db,
+      secretBox: createSecretBox({ secretKey: deps.config.SECRET_KEY, nodeEnv: deps.config.NODE_ENV, logger: deps.logger }),
+      notifier: createMqttProvisioningNotifier({
+        client: deps.mqtt,
+        topic: mqttTopic(deps.config, 'iotsupport/updates/provisioning'),
+        logger: deps.logger,
+      }),
+      nudger: { nudge: async (source) => void (await publishRotationNudge(deps.redis, deps.config.REDIS_KEY_PREFIX, source)) },
+      logger: deps.logger.child({ component: 'rotation' }),
+      timeoutSeconds: deps.config.ROTATION_TIMEOUT_SECONDS,
+      criticalThresholdDays: deps.config.ROTATION_CRITICAL_THRESHOLD_DAYS,
+      nextScheduledRotation: () => nextFleetRun(queue, deps.config.ROTATION_CRON),
+    });
+    services.set(deps.db, service);
+    // The queue only reads the fleet scheduler, on the shared connection (which BullMQ leaves open).
+    app.addHook('onClose', () => queue.close());
+  }
+  return service;
+}
+
+const rotationRoutes: ApiRoutePlugin = async (app, deps) => {
+  const rotation = rotationServiceFor(deps, app);
+  const tags = ['rotation'];
+
+  app.get('/api/rotation/status', { schema: { tags, summary: 'Fleet rotation state at a glance', response: { 200: StatusJson } } }, async () =>
+    rotation.status(),
+  );
+
+  app.get(
+    '/api/rotation/dashboard',
+    { schema: { tags, summary: 'Devices by credential health (thresholds: docs/rotation.md)', response: { 200: DashboardJson } } },
+    async () => rotation.dashboard(),
+  );
+
+  app.post(
+    '/api/rotation/trigger',
+    {
+      schema: {
+        tags,
+        summary: 'Queue every active OK device for rotation; they rotate one at a time',
+        response: { 200: Type.Object({ queued_count: Type.Integer() }, { additionalProperties: false }) },
+      },
+    },
+    async () => rotation.triggerFleet('web'),
+  );
+
+  app.post(
+    '/api/devices/:id/rotate',
+    {
+      schema: {
+        tags,
+        summary: 'Queue one device for rotation',
+        params: DeviceIdParams,
+        response: {
+          200: Type.Object({ status: Type.Union([Type.Literal('queued'), Type.Literal('already_pending')]) }, { additionalProperties: false }),
+          ...errorResponses(400, 404, 409),
+        },
+      },
+    },
+    async (req) => rotation.rotateDevice(req.params.id, 'web'),
+  );
+};
+
+export default rotationRoutes;

@@ -1,0 +1,137 @@
+import { createAccessTokenVerifier, type AccessTokenVerifier } from '@iotsupport/auth';
+import { findDeviceById } from '@iotsupport/db';
+import { GatewayClient } from '@iotsupport/gateway-client';
+import { ConnectionRegistry, RegistrySweeper, registryMetrics, type GatewayControl, type RegistryMetrics } from '@iotsupport/realtime-state';
+import type { ApiDeps } from '../deps.js';
+
+/**
+ * What the SSE callback and the device-log routes share on one api process: the connection
+ * registry, the token verifier (null with OIDC off), the gateway (close/probe), the sweeper and
+ * the metrics. Built once per ApiDeps, so both listeners' plugins use the same objects.
+ */
+export interface SseContext {
+  registry: ConnectionRegistry;
+  verifier: AccessTokenVerifier | null;
+  gateway: GatewayControl;
+  sweeper: RegistrySweeper;
+  metrics: RegistryMetrics;
+  /** The device's entity id (null when it has none), or null when there is no such device. */
+  lookupDevice(deviceId: number): Promise<{ entityId: string | null } | null>;
+  /** Closes what the context created itself (the default gateway client). */
+  close(): Promise<void>;
+}
+
+/** Parts the composition root may supply instead of the defaults (forwarding's registry and gateway client). */
+export interface SseParts {
+  registry?: ConnectionRegistry;
+  gateway?: GatewayControl;
+}
+
+const parts = new WeakMap<ApiDeps, SseParts>();
+const contexts = new WeakMap<ApiDeps, SseContext>();
+
+/**
+ * Called by the composition root before buildApi when forwarding runs on this process: the routes
+ * then use its ForwardingConnectionRegistry (so forwarding hears of every transition) and its
+ * gateway client (so a close is ordered after the connection's queued events).
+ */
+export function provideSseParts(deps: ApiDeps, supplied: SseParts): void {
+  if (contexts.has(deps)) throw new Error('provideSseParts must be called before buildApi');
+  parts.set(deps, supplied);
+}
+
+/** A GatewayControl over the gateway client: closes and probes are never fenced (they act for the registry). */
+export function gatewayControlOver(client: GatewayClient): GatewayControl {
+  return {
+    async close(token, gatewayUrl) {
+      const outcome = await client.close(token, { gatewayUrl, fenced: false, service: 'close' });
+      return outcome.status === 'ok' ? 'closed' : outcome.status === 'not_found' ? 'gone' : 'failed';
+    },
+    async probe(token, gatewayUrl) {
+      const outcome = await client.probe(token, { gatewayUrl, fenced: false, service: 'probe' });
+      return outcome.status === 'ok' ? 'alive' : outcome.status === 'not_found' ? 'gone' : 'unreachable';
+    },
+  };
+}
+
+const INT4_MAX = 2_147_483_647;
+
+export function sseContext(deps: ApiDeps): SseContext {
+  const existing = contexts.get(deps);
+  if (existing) return existing;
+  const { config } = deps;
+  const supplied = parts.get(deps) ?? {};
+  const registry = supplied.registry ?? new ConnectionRegistry(deps.redis, config.REDIS_KEY_PREFIX);
+  let ownClient: GatewayClient | null = null;
+  const gateway =
+    supplied.gateway ??
+    gatewayControlOver(
+      (ownClient = new GatewayClient({
+        baseUrl: config.SSE_GATEWAY_URL,
+        concurrency: config.GATEWAY_SEND_CONCURRENCY,
+        timeoutMs: config.GATEWAY_SEND_TIMEOUT_MS,
+        retries: config.GATEWAY_SEND_RETRIES,
+        queueLimit: config.GATEWAY_CONNECTION_QUEUE_LIMIT,
+        registry: deps.metrics.registry,
+      })),
+    );
+  const verifier = config.OIDC_ENABLED
+    ? createAccessTokenVerifier({
+        // loadConfig guarantees both when OIDC_ENABLED
+        issuerUrl: config.OIDC_ISSUER_URL as string,
+        audience: config.OIDC_AUDIENCE as string,
+        jwksUrl: config.OIDC_JWKS_URL,
+        clockSkewSeconds: config.OIDC_CLOCK_SKEW_SECONDS,
+        unknownKidCooldownMs: config.OIDC_JWKS_REFETCH_COOLDOWN_SECONDS * 1000,
+      })
+    : null;
+  const sweeper = new RegistrySweeper({
+    registry,
+    gateway,
+    podId: config.POD_ID,
+    intervalMs: config.REGISTRY_SWEEP_INTERVAL_SECONDS * 1000,
+    livenessWindowMs: 2 * config.CONNECTION_PROBE_INTERVAL_SECONDS * 1000,
+    // several failed probe rounds before "unreachable" removes a connection (docs/registry.md)
+    unreachableWindowMs: 4 * config.CONNECTION_PROBE_INTERVAL_SECONDS * 1000,
+    onError: (err) => deps.logger.warn({ err: err.message }, 'registry sweep failed'),
+  });
+  const context: SseContext = {
+    registry,
+    verifier,
+    gateway,
+    sweeper,
+    metrics: registryMetrics(deps.metrics.registry, registry),
+    async lookupDevice(deviceId) {
+      // ids are int4: anything else cannot exist (and must not reach PostgreSQL as an error)
+      if (!Number.isSafeInteger(deviceId) || deviceId < 1 || deviceId > INT4_MAX) return null;
+      const device = await findDeviceById(deps.db, deviceId);
+      return device ? { entityId: device.device_entity_id || null } : null;
+    },
+    async close() {
+      await sweeper.stop();
+      await ownClient?.destroy();
+    },
+  };
+  contexts.set(deps, context);
+  return context;
+}
+
+/**
+ * Ends a connection whose binding expired, if it still exists: whichever pod gets there first
+ * removes it atomically and closes the stream at its gateway. The close is not awaited: the
+ * gateway's close waits for our disconnect callback, and nothing here holds anything that
+ * callback needs, but the caller's answer should not wait for the gateway either.
+ */
+export async function endExpiredBinding(ctx: SseContext, requestId: string, log: ApiDeps['logger']): Promise<void> {
+  const result = await ctx.registry.expireBinding(requestId);
+  if (result.expired) closeInBackground(ctx, result.token, result.gateway, log);
+}
+
+export function closeInBackground(ctx: SseContext, token: string, gatewayUrl: string, log: ApiDeps['logger']): void {
+  ctx.gateway.close(token, gatewayUrl).then(
+    (outcome) => {
+      if (outcome === 'failed') log.warn({ gateway: gatewayUrl }, 'closing a stream at the gateway failed');
+    },
+    (err: Error) => log.warn({ err: err.message, gateway: gatewayUrl }, 'closing a stream at the gateway failed'),
+  );
+}

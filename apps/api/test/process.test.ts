@@ -1,0 +1,100 @@
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { createDb, migrateToLatest, seedDemoData } from '@iotsupport/db';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, eventually, listeningUrls, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+
+const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
+
+function startApi(env: Record<string, string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exit = once(child, 'close').then(([code]) => code as number | null);
+  return { child, output: () => output, exit };
+}
+
+async function status(url: string): Promise<number> {
+  try {
+    const res = await fetch(url);
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0; // connection refused: the listener is closed
+  }
+}
+
+t.test('SIGTERM: readiness turns 503 first, requests are still served while draining, exit 0', async (t) => {
+  const testDb = await createTestDatabase();
+  const handle = createDb(testDb.url);
+  await migrateToLatest(handle.db);
+  await seedDemoData(handle.db);
+  await handle.close();
+  t.teardown(() => testDb.drop());
+
+  // Port 0: each listener's address is read from its start-up log line (no port to lose meanwhile).
+  const api = startApi({
+    PORT: '0',
+    INTERNAL_PORT: '0',
+    HOST: '127.0.0.1',
+    DATABASE_URL: testDb.url,
+    REDIS_URL: LOCAL_REDIS_URL,
+    MQTT_URL: LOCAL_MQTT_URL,
+    REDIS_KEY_PREFIX: uniqueRedisPrefix(),
+    MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
+    POD_ID: uniqueId('pod'),
+    // Long enough that the request sent after readiness turned 503 lands before the listener closes.
+    SHUTDOWN_DRAIN_SECONDS: '5',
+    GRACEFUL_SHUTDOWN_TIMEOUT: '10',
+    LOG_LEVEL: 'info',
+  });
+  t.teardown(() => {
+    if (api.child.exitCode === null) api.child.kill('SIGKILL');
+  });
+  const urls = await eventually(() => {
+    const { public: publicUrl, internal } = listeningUrls(api.output());
+    return publicUrl && internal ? { publicUrl, internal } : undefined;
+  }, 30_000, 50);
+  const readyz = `${urls!.internal}/health/readyz`;
+  const devices = `${urls!.publicUrl}/api/devices`;
+
+  await eventually(async () => (await status(readyz)) === 200, 30_000, 100);
+  const listed = (await (await fetch(devices)).json()) as Array<{ key: string }>;
+  t.same(listed.map((d) => d.key), ['demo0001', 'demo0002', 'demo0003'], 'the public listener serves the seeded devices');
+
+  api.child.kill('SIGTERM');
+  await eventually(async () => (await status(readyz)) === 503, 10_000, 20);
+  t.pass('readiness is 503 after SIGTERM');
+  t.equal(api.child.exitCode, null, 'the process is still running while readiness says 503');
+  t.equal(await status(devices), 200, 'requests arriving during the drain are still served');
+
+  const code = await api.exit;
+  t.equal(code, 0, 'exit code 0 after a clean drain');
+  // Order by each line's own timestamp: stdout chunks can reach the pipe reordered under load,
+  // while the `time` field records when each step really finished (ties keep output order).
+  const log = api
+    .output()
+    .split('\n')
+    .map((line, i) => ({ line, i, time: Date.parse((/"time":"([^"]+)"/.exec(line) ?? [])[1] ?? '') }))
+    .filter((l) => !Number.isNaN(l.time))
+    .sort((a, b) => a.time - b.time || a.i - b.i)
+    .map((l) => l.line)
+    .join('\n');
+  const order = ['"shutting down"', 'drain (readiness 503, still serving)', 'close public listener', 'close internal listener', 'close clients', 'shutdown complete'];
+  const positions = order.map((s) => log.indexOf(s));
+  t.ok(positions.every((p) => p >= 0), 'every shutdown step is logged');
+  t.same([...positions].sort((a, b) => a - b), positions, 'in order: drain, listeners, clients', { log });
+});
+
+t.test('a bad environment variable stops the start with a message naming it', async (t) => {
+  const api = startApi({ PORT: 'eighty', LOG_LEVEL: 'silent' });
+  const code = await api.exit;
+  t.not(code, 0, 'non-zero exit');
+  t.match(api.output(), /PORT/, 'names the variable');
+
+  const prod = startApi({ NODE_ENV: 'production', SECRET_KEY: 'x'.repeat(32) });
+  t.not(await prod.exit, 0);
+  t.match(prod.output(), /SSE_CALLBACK_SECRET/, 'production refuses to start without the callback secret');
+});

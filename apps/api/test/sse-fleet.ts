@@ -1,0 +1,176 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Test } from 'tap';
+type LightResponse = Awaited<ReturnType<import('fastify').FastifyInstance['inject']>>;
+import { Redis } from 'ioredis';
+import { loadConfig, type Config } from '@iotsupport/config';
+import { createDb, DeviceModelRepository, DeviceRepository, migrateToLatest } from '@iotsupport/db';
+import { Lifecycle, createLogger, createMetrics } from '@iotsupport/observability';
+import { readRegistrySnapshot, registryViolations, type RegistrySnapshot } from '@iotsupport/realtime-state';
+import {
+  LOCAL_MQTT_URL,
+  LOCAL_REDIS_URL,
+  createTestDatabase,
+  deleteRedisPrefix,
+  startGatewayStandin,
+  startOidcIssuer,
+  uniqueId,
+  uniqueRedisPrefix,
+  uniqueTopicPrefix,
+  type GatewayStandin,
+  type OidcIssuer,
+} from '@iotsupport/testkit';
+import { buildApi, type ApiDeps, type ApiServers } from '../src/app.js';
+import { createClients } from '../src/clients.js';
+
+/**
+ * Several api pods in one test process, sharing what a real fleet shares: one Redis prefix, one
+ * PostgreSQL database, one SSE Gateway stand-in (whose callbacks a round-robin balancer spreads
+ * over the pods' internal listeners), and optionally one OIDC issuer.
+ */
+export interface Pod extends ApiServers {
+  deps: ApiDeps;
+  config: Config;
+}
+
+export interface FleetOptions {
+  pods?: number;
+  oidc?: boolean;
+  /** Extra environment for every pod. */
+  env?: Record<string, string>;
+}
+
+export const CALLBACK_SECRET = 's3cret-for-tests';
+
+export interface Fleet {
+  pods: Pod[];
+  gateway: GatewayStandin;
+  issuer: OidcIssuer | null;
+  prefix: string;
+  redis: Redis;
+  /** Devices: `entity[i]` has entity id `sensor.<i>`; `noEntity` has none. */
+  devices: { entity: number[]; noEntity: number; repo: DeviceRepository };
+  /** The registry's whole state, after asserting every cross-key invariant. */
+  consistent(): Promise<RegistrySnapshot>;
+  /** Injects a gateway callback into one pod, as the gateway would send it. */
+  callback(pod: Pod, payload: unknown, secret?: string | null): Promise<LightResponse>;
+  connectBody(token: string, requestId: string, headers?: Record<string, string | string[]>): unknown;
+  /** POST /api/device-logs/<op> on one pod's public listener. */
+  deviceLogs(pod: Pod, op: 'subscribe' | 'unsubscribe', body: unknown, headers?: Record<string, string>): Promise<LightResponse>;
+}
+
+export async function startFleet(t: Test, options: FleetOptions = {}): Promise<Fleet> {
+  const podCount = options.pods ?? 3;
+  const prefix = uniqueRedisPrefix();
+  const topicPrefix = uniqueTopicPrefix();
+  const pods: Pod[] = [];
+
+  let next = 0;
+  const balancer: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const pod = pods[next++ % pods.length];
+      if (!pod) {
+        res.writeHead(503).end();
+        return;
+      }
+      void pod.internalServer
+        .inject({ method: req.method as 'POST', url: req.url ?? '/', headers: { 'content-type': req.headers['content-type'] ?? '' }, payload: Buffer.concat(chunks) })
+        .then(
+          (r) => res.writeHead(r.statusCode, { 'content-type': r.headers['content-type'] as string }).end(r.body),
+          // the pod is closing (or failed): answer as a load balancer would, never an unhandled rejection
+          () => {
+            if (!res.headersSent) res.writeHead(503);
+            res.end();
+          },
+        );
+    });
+  });
+  await new Promise<void>((resolve) => balancer.listen(0, '127.0.0.1', resolve));
+  const balancerUrl = `http://127.0.0.1:${(balancer.address() as AddressInfo).port}`;
+  const gateway = await startGatewayStandin({ callbackUrl: `${balancerUrl}/api/sse/callback?secret=${CALLBACK_SECRET}` });
+  const issuer = options.oidc ? await startOidcIssuer() : null;
+
+  const testDb = await createTestDatabase();
+  const admin = createDb(testDb.url);
+  await migrateToLatest(admin.db);
+  const model = await new DeviceModelRepository(admin.db).create({ code: 'm1', name: 'Model 1' });
+  const repo = new DeviceRepository(admin.db);
+  const entity: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    entity.push((await repo.create({ key: `dev0000${i}`, device_model_id: model.id, config: { deviceEntityId: `sensor.${i}` } })).id);
+  }
+  const noEntity = (await repo.create({ key: 'noent000', device_model_id: model.id, config: {} })).id;
+
+  for (let i = 0; i < podCount; i++) {
+    const config = loadConfig('api', {
+      DATABASE_URL: testDb.url,
+      REDIS_URL: LOCAL_REDIS_URL,
+      MQTT_URL: LOCAL_MQTT_URL,
+      REDIS_KEY_PREFIX: prefix,
+      MQTT_TOPIC_PREFIX: topicPrefix,
+      LOG_LEVEL: 'silent',
+      // unique across test files running in parallel: POD_ID is the MQTT client id, and a shared one
+      // makes Mosquitto hand the session from one process to the other (flapping readiness)
+      POD_ID: uniqueId(`pod-${String.fromCharCode(97 + i)}`),
+      SSE_GATEWAY_URL: gateway.url,
+      SSE_CALLBACK_SECRET: CALLBACK_SECRET,
+      ...(issuer ? { OIDC_ENABLED: 'true', OIDC_ISSUER_URL: issuer.url, OIDC_AUDIENCE: issuer.audience, OIDC_CLOCK_SKEW_SECONDS: '0' } : {}),
+      ...options.env,
+    });
+    const logger = createLogger({ level: config.LOG_LEVEL, app: 'api', podId: config.POD_ID });
+    const metrics = createMetrics('api');
+    const lifecycle = new Lifecycle(logger, metrics.shuttingDown, config.GRACEFUL_SHUTDOWN_TIMEOUT);
+    const clients = createClients(config, logger);
+    const deps: ApiDeps = { config, logger, metrics, lifecycle, db: clients.database.db, redis: clients.redis, mqtt: clients.mqtt };
+    const servers = buildApi(deps);
+    await servers.internalServer.ready();
+    await servers.publicServer.ready();
+    pods.push({ ...servers, deps, config });
+    t.teardown(async () => {
+      await servers.publicServer.close();
+      await servers.internalServer.close();
+      await clients.close();
+    });
+  }
+
+  const redis = new Redis(LOCAL_REDIS_URL);
+  t.teardown(async () => {
+    await gateway.stop();
+    await new Promise<void>((resolve) => {
+      balancer.close(() => resolve());
+      balancer.closeAllConnections();
+    });
+    await issuer?.close();
+    await admin.close();
+    await testDb.drop();
+    await deleteRedisPrefix(redis as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    redis.disconnect();
+  });
+
+  return {
+    pods,
+    gateway,
+    issuer,
+    prefix,
+    redis,
+    devices: { entity, noEntity, repo },
+    async consistent() {
+      const snap = await readRegistrySnapshot(redis, prefix);
+      const violations = registryViolations(snap);
+      if (violations.length) throw new Error(`registry inconsistent:\n${violations.join('\n')}`);
+      return snap;
+    },
+    callback(pod, payload, secret = CALLBACK_SECRET) {
+      const url = secret === null ? '/api/sse/callback' : `/api/sse/callback?secret=${encodeURIComponent(secret)}`;
+      return pod.internalServer.inject({ method: 'POST', url, payload: payload as Record<string, unknown> });
+    },
+    connectBody(token, requestId, headers = {}) {
+      return { action: 'connect', token, request: { url: `/events?request_id=${requestId}`, headers: { host: 'gw', ...headers } } };
+    },
+    deviceLogs(pod, op, body, headers = {}) {
+      return pod.publicServer.inject({ method: 'POST', url: `/api/device-logs/${op}`, payload: body as Record<string, unknown>, headers });
+    },
+  };
+}

@@ -1,0 +1,125 @@
+import { Redis } from 'ioredis';
+import mqtt from 'mqtt';
+import { mqttTopic, type Config } from '@iotsupport/config';
+import { createDb } from '@iotsupport/db';
+import {
+  addClientReadinessChecks,
+  closeMqtt,
+  closeRedis,
+  createInternalServer,
+  logConnectionErrors,
+  mqttConnectOptions,
+  type Lifecycle,
+  type Logger,
+  type Metrics,
+} from '@iotsupport/observability';
+import {
+  createMqttProvisioningNotifier,
+  createRotationMetrics,
+  createRotationQueue,
+  createRotationWorker,
+  createSecretBox,
+  ensureSchedulers,
+  registerRotationStateGauge,
+  RotationService,
+  SchedulerWatchdog,
+  type RotationNudger,
+  type RotationWorkerOptions,
+} from '@iotsupport/rotation';
+
+export interface WorkerAppDeps {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+  /** Builds the broadcast path on the worker's Redis connection (main.ts: forwarding's publisher). */
+  createNudger: (redis: Redis) => RotationNudger;
+  /** Tests observe which worker ran which slot. */
+  onRun?: RotationWorkerOptions['onRun'];
+}
+
+export interface WorkerApp {
+  internalServer: ReturnType<typeof createInternalServer>;
+  service: RotationService;
+}
+
+/**
+ * The worker deployment: BullMQ job schedulers for rotation (fleet on ROTATION_CRON, tick every
+ * ROTATION_TICK_SECONDS), their watchdog, the consumer, and the internal listener (PORT, default
+ * 3131: /metrics, /health/*). Registers its shutdown steps on `lifecycle` in the order they must
+ * run: stop the watchdog → close the BullMQ worker (the running job finishes, no new one is taken)
+ * → close the queue → close the listener → close the clients.
+ */
+export async function startWorkerApp(deps: WorkerAppDeps): Promise<WorkerApp> {
+  const { config, logger, lifecycle, metrics } = deps;
+  const name = `iotsupport-worker-${config.POD_ID}`;
+  // BullMQ's blocking reads need `maxRetriesPerRequest: null`; the worker gets its own connection.
+  const queueRedis = new Redis(config.REDIS_URL, { connectionName: name, maxRetriesPerRequest: null });
+  const workerRedis = new Redis(config.REDIS_URL, { connectionName: `${name}-consumer`, maxRetriesPerRequest: null });
+  for (const r of [queueRedis, workerRedis]) logConnectionErrors(r, logger, 'redis');
+  const database = createDb(config.DATABASE_URL, { applicationName: name, max: 5 });
+  const mqttClient = mqtt.connect(config.MQTT_URL, mqttConnectOptions(config));
+  logConnectionErrors(mqttClient, logger, 'mqtt');
+
+  addClientReadinessChecks(lifecycle, { redis: queueRedis, postgres: database.pool, mqtt: mqttClient });
+
+  const service = new RotationService({
+    db: database.db,
+    secretBox: createSecretBox({ secretKey: config.SECRET_KEY, nodeEnv: config.NODE_ENV, logger }),
+    notifier: createMqttProvisioningNotifier({
+      client: mqttClient,
+      topic: mqttTopic(config, 'iotsupport/updates/provisioning'),
+      logger,
+    }),
+    nudger: deps.createNudger(queueRedis),
+    logger: logger.child({ component: 'rotation' }),
+    timeoutSeconds: config.ROTATION_TIMEOUT_SECONDS,
+    criticalThresholdDays: config.ROTATION_CRITICAL_THRESHOLD_DAYS,
+  });
+  const rotationMetrics = createRotationMetrics(metrics.registry);
+  registerRotationStateGauge(metrics.registry, service.store);
+
+  const settings = { cron: config.ROTATION_CRON, tickSeconds: config.ROTATION_TICK_SECONDS };
+  const queue = createRotationQueue(queueRedis, config.REDIS_KEY_PREFIX);
+  queue.on('error', (err) => logger.warn({ err: err.message }, 'rotation queue error'));
+  try {
+    for (const repair of await ensureSchedulers(queue, settings, true)) {
+      rotationMetrics.schedulerRepairs.inc(repair);
+      logger.info(repair, 'rotation scheduler upserted');
+    }
+  } catch (err) {
+    // Redis not reachable yet: the watchdog creates the schedulers once it is.
+    logger.error({ err }, 'rotation schedulers could not be checked at start');
+  }
+  const watchdog = new SchedulerWatchdog({
+    queue,
+    settings,
+    intervalMs: config.ROTATION_SCHEDULER_WATCHDOG_SECONDS * 1000,
+    logger,
+    onRepair: (repair) => rotationMetrics.schedulerRepairs.inc(repair),
+  });
+  watchdog.start();
+
+  const worker = createRotationWorker({
+    connection: workerRedis,
+    redisKeyPrefix: config.REDIS_KEY_PREFIX,
+    service,
+    metrics: rotationMetrics,
+    logger,
+    name: config.POD_ID,
+    onRun: deps.onRun,
+  });
+
+  const internalServer = createInternalServer({ logger, lifecycle, registry: metrics.registry });
+
+  lifecycle.onShutdown('stop scheduler watchdog', () => watchdog.stop());
+  // Worker.close() waits for the job in progress and takes no new one.
+  lifecycle.onShutdown('close rotation worker', () => worker.close());
+  lifecycle.onShutdown('close rotation queue', () => queue.close());
+  lifecycle.onShutdown('close internal listener', () => internalServer.close());
+  lifecycle.onShutdown('close clients', async () => {
+    await Promise.all([closeRedis(queueRedis), closeRedis(workerRedis), database.close(), closeMqtt(mqttClient)]);
+  });
+
+  return { internalServer, service };
+}

@@ -1,0 +1,79 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { createDb, migrateToLatest } from '@iotsupport/db';
+import { createTestDatabase, deleteRedisPrefix, eventually, LOCAL_MQTT_URL, LOCAL_REDIS_URL, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+
+const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  try {
+    const res = await fetch(url);
+    return { status: res.status, body: await res.text() };
+  } catch {
+    return { status: 0, body: '' };
+  }
+}
+
+t.test('the worker process: ready, schedulers created, job runs on /metrics, SIGTERM exits 0', async (t) => {
+  const testDb = await createTestDatabase();
+  const handle = createDb(testDb.url);
+  await migrateToLatest(handle.db);
+  await handle.close();
+  const prefix = uniqueRedisPrefix();
+  const redis = new Redis(LOCAL_REDIS_URL);
+  t.teardown(async () => {
+    await deleteRedisPrefix(redis as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    redis.disconnect();
+    await testDb.drop();
+  });
+
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: testDb.url,
+      REDIS_URL: LOCAL_REDIS_URL,
+      MQTT_URL: LOCAL_MQTT_URL,
+      REDIS_KEY_PREFIX: prefix,
+      MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
+      POD_ID: uniqueId('worker'),
+      ROTATION_TICK_SECONDS: '1',
+      GRACEFUL_SHUTDOWN_TIMEOUT: '10',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exit = once(child, 'close').then(([code]) => code as number | null);
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+
+  // PORT=0: the listener's address is in the start-up log line.
+  const base = await eventually(() => /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], 30_000, 50);
+  await eventually(async () => (await get(`${base}/health/readyz`)).status === 200, 30_000, 100);
+  await eventually(async () => /iot_rotation_job_runs_total\{result="success",app="worker"\} [1-9]/.test((await get(`${base}/metrics`)).body), 20_000, 100);
+  t.pass('ticks run and are counted on /metrics');
+  const keys = await redis.keys(`${prefix}:{bull}:rotation:repeat:*`);
+  t.ok(keys.some((k) => k.endsWith(':rotation-fleet')) && keys.some((k) => k.endsWith(':rotation-tick')), 'both schedulers exist under REDIS_KEY_PREFIX');
+
+  child.kill('SIGTERM');
+  t.equal(await exit, 0, 'exit code 0');
+  // Lines can reach the pipe out of order around exit: order them by their own timestamps.
+  const log = output
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { time: string; msg: string; step?: string })
+    .sort((a, b) => a.time.localeCompare(b.time))
+    .map((entry) => entry.step ?? entry.msg);
+  const steps = ['shutting down', 'stop scheduler watchdog', 'close rotation worker', 'close rotation queue', 'close internal listener', 'close clients', 'shutdown complete'];
+  const positions = steps.map((s) => log.indexOf(s));
+  t.ok(positions.every((p) => p >= 0), 'every shutdown step is logged');
+  t.same([...positions].sort((a, b) => a - b), positions, 'in order', { output });
+});
