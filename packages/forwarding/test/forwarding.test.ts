@@ -284,3 +284,47 @@ t.test('Redis forgets a pod’s lease (failover): live pods take over after a gr
   await eventually(() => deviceLogs(late).length === 1);
   t.pass('new connections are served afterwards, whichever pod takes them');
 });
+
+t.test('a connection that leaves while its owner reconciles stays gone: the pod stops owning it and stops listening', async (t) => {
+  const fleet = await startFleet(t, { pods: 1 });
+  const pod = fleet.pods[0]!;
+  const leaving = await fleet.open('r1');
+  await fleet.subscribe('r1', 1, 'sensor.a');
+  const staying = await fleet.open('r2'); // stays: every reconcile re-reads it, which tells when one has finished
+  await fleet.subscribe('r2', 2, 'sensor.b');
+  t.equal(pod.forwarding.owned.size, 2);
+
+  // Hold a reconcile's re-read after Redis answered (r1 still existed); the browser leaves meanwhile.
+  const store = pod.forwarding.store;
+  const take = store.take.bind(store);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held = false;
+  let released = false;
+  // What the pod believed when the next re-read began (the held reconcile was over by then; a
+  // later one would heal a resurrection, so look right there).
+  let atNextReconcile: { ownsR1: boolean; watched: string[] } | undefined;
+  store.take = async (...args: Parameters<typeof take>) => {
+    if (released && !atNextReconcile) {
+      atNextReconcile = { ownsR1: pod.forwarding.owned.get('r1') !== undefined, watched: [...pod.forwarding.owned.watchedEntities()] };
+    }
+    const answer = await take(...args);
+    if (!held && answer.some((c) => c.requestId === 'r1')) {
+      held = true;
+      await gate;
+    }
+    return answer;
+  };
+  await eventually(() => held, 5000);
+  leaving.close();
+  await eventually(async () => (await pod.registry.getConnection('r1')) === null);
+  await eventually(() => pod.forwarding.owned.get('r1') === undefined);
+  released = true;
+  release();
+  await eventually(() => atNextReconcile !== undefined, 5000);
+  t.equal(atNextReconcile!.ownsR1, false, 'the pod does not own the departed connection again');
+  t.same(atNextReconcile!.watched, ['sensor.b'], 'nor listens to what it watched');
+  await fleet.publishBatch('sensor.b', 'b#1', [{ seq: 1 }]);
+  await eventually(() => deviceLogs(staying).length === 1);
+  t.pass('the connection that stayed is served as before');
+});
