@@ -272,7 +272,7 @@ export async function startProcessFleet(t: Teardown, options: ProcessFleetOption
     }
     await admin.close();
     await testDb.drop();
-    await deleteRedisPrefix(redis as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    await deleteRedisPrefix(redis, prefix);
     redis.disconnect();
   });
 

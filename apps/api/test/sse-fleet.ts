@@ -145,7 +145,7 @@ export async function startFleet(t: Test, options: FleetOptions = {}): Promise<F
     await issuer?.close();
     await admin.close();
     await testDb.drop();
-    await deleteRedisPrefix(redis as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    await deleteRedisPrefix(redis, prefix);
     redis.disconnect();
   });
 

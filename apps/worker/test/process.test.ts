@@ -25,7 +25,7 @@ t.test('the worker process: ready, schedulers created, job runs on /metrics, SIG
   const prefix = uniqueRedisPrefix();
   const redis = new Redis(LOCAL_REDIS_URL);
   t.teardown(async () => {
-    await deleteRedisPrefix(redis as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    await deleteRedisPrefix(redis, prefix);
     redis.disconnect();
     await testDb.drop();
   });

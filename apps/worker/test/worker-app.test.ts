@@ -15,7 +15,7 @@ async function setup(t: Test) {
   const prefix = uniqueRedisPrefix();
   const redis = new Redis(LOCAL_REDIS_URL);
   t.teardown(async () => {
-    await deleteRedisPrefix(redis as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    await deleteRedisPrefix(redis, prefix);
     redis.disconnect();
     await database.drop();
   });

@@ -209,7 +209,7 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
     proxy?.server.closeAllConnections();
     balancer.close();
     balancer.closeAllConnections();
-    await deleteRedisPrefix(admin as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    await deleteRedisPrefix(admin, prefix);
     admin.disconnect();
     publisher.disconnect();
   });

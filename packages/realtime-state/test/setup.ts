@@ -13,7 +13,7 @@ export function registryForTest(t: Teardown, clients = 1) {
   const registries = redis.map((r) => new ConnectionRegistry(r, prefix));
   const admin = redis[0] as Redis;
   t.teardown(async () => {
-    await deleteRedisPrefix(admin as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    await deleteRedisPrefix(admin, prefix);
     for (const r of redis) r.disconnect();
   });
   return {

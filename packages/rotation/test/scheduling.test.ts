@@ -22,7 +22,7 @@ import { createFleet, silentLogger } from './helpers.js';
 function redisFor(t: Test, prefix?: string): Redis {
   const redis = new Redis(LOCAL_REDIS_URL, { maxRetriesPerRequest: null });
   t.teardown(async () => {
-    if (prefix) await deleteRedisPrefix(redis as unknown as Parameters<typeof deleteRedisPrefix>[0], prefix);
+    if (prefix) await deleteRedisPrefix(redis, prefix);
     redis.disconnect();
   });
   return redis;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import pg from 'pg';
 
 /**
@@ -58,7 +59,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 }
 
 /** Deletes every Redis key under a test prefix (SCAN, never KEYS). */
-export async function deleteRedisPrefix(redis: { scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>; del(...keys: string[]): Promise<number> }, prefix: string): Promise<void> {
+export async function deleteRedisPrefix(redis: Redis, prefix: string): Promise<void> {
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
