@@ -19,7 +19,7 @@ const { values: args } = parseArgs({
 });
 const mqttUrl = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const topic = `${process.env.MQTT_TOPIC_PREFIX ?? ''}iotsupport/logsink`;
-const internalUrl = process.env.INTERNAL_URL ?? 'http://127.0.0.1:3111';
+const internalUrl = process.env.INTERNAL_URL ?? `http://127.0.0.1:${process.env.INTERNAL_PORT ?? 3111}`;
 const entities = DEMO_DEVICES.map((d) => d.config.deviceEntityId);
 const LEVELS = ['info', 'info', 'info', 'warn', 'debug'];
 const COLOUR = { info: '\u001b[32m', warn: '\u001b[33m', debug: '\u001b[90m' } as Record<string, string>;

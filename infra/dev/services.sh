@@ -32,16 +32,28 @@ if ! port_open 6379; then
   wait_port 6379 Redis
 fi
 
+# The dev/test DATABASE_URL (postgres://postgres@127.0.0.1:5432/…) has no password. Debian's stock
+# pg_hba.conf asks for one on TCP, so on such a cluster the postgres role alone gets password-less
+# loopback logins (a marked block at the top of pg_hba.conf, added once).
+PG_HBA_MARK='# iotsupport-realtime dev: password-less loopback logins for the postgres role'
+allow_loopback_logins() { # <pg_hba.conf> <version> <cluster> <port>
+  if PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p "$4" -U postgres -d postgres -w -tAc 'select 1' >/dev/null 2>&1; then return 0; fi
+  grep -qF "$PG_HBA_MARK" "$1" && return 0
+  echo "services: PostgreSQL asks for a password on loopback; allowing the postgres role without one ($1)"
+  { echo "$PG_HBA_MARK"; echo 'host all postgres 127.0.0.1/32 trust'; echo 'host all postgres ::1/128 trust'; cat "$1"; } > "$1.new"
+  cat "$1.new" > "$1" && rm -f "$1.new"
+  pg_ctlcluster --skip-systemctl-redirect "$2" "$3" reload
+}
+
+pg_version="$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1)"
 if ! port_open 5432; then
   echo "services: starting PostgreSQL"
-  version="$(ls /etc/postgresql | sort -n | tail -1)"
-  if [ -z "$version" ]; then echo "services: no PostgreSQL cluster found" >&2; exit 1; fi
-  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  if [ -z "$pg_version" ]; then echo "services: no PostgreSQL cluster found" >&2; exit 1; fi
+  pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start
   wait_port 5432 PostgreSQL
 fi
-# Trust auth on loopback is the machine's default; make sure the role we connect as exists.
-if command -v psql >/dev/null && ! psql -h 127.0.0.1 -U postgres -tAc 'select 1' >/dev/null 2>&1; then
-  su postgres -c "psql -tAc \"alter role postgres with password null\"" >/dev/null 2>&1 || true
+if [ -n "$pg_version" ] && [ -f "/etc/postgresql/$pg_version/main/pg_hba.conf" ]; then
+  allow_loopback_logins "/etc/postgresql/$pg_version/main/pg_hba.conf" "$pg_version" main 5432
 fi
 
 if ! port_open 1883; then
