@@ -19,7 +19,6 @@ import {
   createRotationQueue,
   createRotationWorker,
   createSecretBox,
-  ensureSchedulers,
   registerRotationStateGauge,
   RotationService,
   SchedulerWatchdog,
@@ -82,15 +81,6 @@ export async function startWorkerApp(deps: WorkerAppDeps): Promise<WorkerApp> {
   const settings = { cron: config.ROTATION_CRON, tickSeconds: config.ROTATION_TICK_SECONDS };
   const queue = createRotationQueue(queueRedis, config.REDIS_KEY_PREFIX);
   queue.on('error', (err) => logger.warn({ err: err.message }, 'rotation queue error'));
-  try {
-    for (const repair of await ensureSchedulers(queue, settings, true)) {
-      rotationMetrics.schedulerRepairs.inc(repair);
-      logger.info(repair, 'rotation scheduler upserted');
-    }
-  } catch (err) {
-    // Redis not reachable yet: the watchdog creates the schedulers once it is.
-    logger.error({ err }, 'rotation schedulers could not be checked at start');
-  }
   const watchdog = new SchedulerWatchdog({
     queue,
     settings,
@@ -98,7 +88,7 @@ export async function startWorkerApp(deps: WorkerAppDeps): Promise<WorkerApp> {
     logger,
     onRepair: (repair) => rotationMetrics.schedulerRepairs.inc(repair),
   });
-  watchdog.start();
+  watchdog.start(); // creates or updates the schedulers as soon as Redis answers
 
   const worker = createRotationWorker({
     connection: workerRedis,
@@ -113,9 +103,12 @@ export async function startWorkerApp(deps: WorkerAppDeps): Promise<WorkerApp> {
   const internalServer = createInternalServer({ logger, lifecycle, registry: metrics.registry });
 
   lifecycle.onShutdown('stop scheduler watchdog', () => watchdog.stop());
-  // Worker.close() waits for the job in progress and takes no new one.
-  lifecycle.onShutdown('close rotation worker', () => worker.close());
-  lifecycle.onShutdown('close rotation queue', () => queue.close());
+  // Worker.close() waits for the job in progress and takes no new one. Without Redis no job can
+  // finish (its completion is a Redis write) and BullMQ would wait for the connection: force it.
+  const redisUp = () => workerRedis.status === 'ready' && queueRedis.status === 'ready';
+  lifecycle.onShutdown('close rotation worker', () => worker.close(!redisUp()));
+  // Without Redis, Queue.close() waits for it too; 'close clients' drops the connection instead.
+  lifecycle.onShutdown('close rotation queue', async () => void (redisUp() && (await queue.close())));
   lifecycle.onShutdown('close internal listener', () => internalServer.close());
   lifecycle.onShutdown('close clients', async () => {
     await Promise.all([closeRedis(queueRedis), closeRedis(workerRedis), database.close(), closeMqtt(mqttClient)]);

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { createDb, migrateToLatest } from '@iotsupport/db';
-import { createTestDatabase, deleteRedisPrefix, eventually, LOCAL_MQTT_URL, LOCAL_REDIS_URL, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { createTestDatabase, deleteRedisPrefix, eventually, freePort, LOCAL_MQTT_URL, LOCAL_REDIS_URL, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
@@ -76,4 +76,38 @@ t.test('the worker process: ready, schedulers created, job runs on /metrics, SIG
   const positions = steps.map((s) => log.indexOf(s));
   t.ok(positions.every((p) => p >= 0), 'every shutdown step is logged');
   t.same([...positions].sort((a, b) => a - b), positions, 'in order', { output });
+});
+
+t.test('the worker process with Redis down: its health listener opens (live, not ready) and SIGTERM still exits 0', async (t) => {
+  const testDb = await createTestDatabase();
+  t.teardown(() => testDb.drop());
+  // A port nothing listens on stands for Redis being down.
+  const deadRedis = `redis://127.0.0.1:${await freePort()}`;
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: testDb.url,
+      REDIS_URL: deadRedis,
+      MQTT_URL: LOCAL_MQTT_URL,
+      REDIS_KEY_PREFIX: uniqueRedisPrefix(),
+      MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
+      POD_ID: uniqueId('worker'),
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const exit = once(child, 'close').then(([code]) => code as number | null);
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const base = await eventually(() => /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], 30_000, 50);
+  t.equal((await get(`${base}/health/healthz`)).status, 200, 'live: a liveness probe does not restart it');
+  t.equal((await get(`${base}/health/readyz`)).status, 503, 'not ready without Redis');
+  child.kill('SIGTERM');
+  t.equal(await exit, 0, 'SIGTERM still exits 0');
 });

@@ -73,8 +73,11 @@ t.test('SIGTERM: the running job finishes, no new job starts, exit code 0', asyn
   await eventually(() => inJob, 15_000);
   const before = runs.length;
 
-  const exit = deps.lifecycle.shutdown('SIGTERM');
+  let exited = false;
+  const exit = deps.lifecycle.shutdown('SIGTERM').finally(() => (exited = true));
+  // Give a shutdown that did not wait for the job every chance to finish first.
   await new Promise((r) => setTimeout(r, 300));
+  t.notOk(exited, 'shutdown waits for the job in progress');
   t.same(runs.slice(before), [], 'the job is still running while shutdown waits for it');
   release();
   t.equal(await exit, 0, 'clean exit');

@@ -1,5 +1,5 @@
 import { getNextMillis, Queue, type ConnectionOptions, type JobSchedulerJson } from 'bullmq';
-import type { Logger } from '@iotsupport/observability';
+import { withTimeout, type Logger } from '@iotsupport/observability';
 
 /**
  * BullMQ job schedulers of rotation: `rotation-fleet` (ROTATION_CRON, queues the fleet) and
@@ -76,9 +76,7 @@ async function diagnose(queue: Queue, desired: DesiredScheduler, checkSettings: 
  * `checkSettings` — configured differently. Healthy schedulers are left alone, so a restart or a
  * second worker does not reset them. Returns what it repaired.
  *
- * Workers call it with `checkSettings` at start (a new ROTATION_CRON takes effect on deploy) and
- * without it from the watchdog (during a rolling deploy old and new pods must not fight over
- * the settings; the watchdog only brings back what is gone).
+ * The SchedulerWatchdog calls it with `checkSettings` until that first succeeds, then without.
  */
 export async function ensureSchedulers(queue: Queue, settings: ScheduleSettings, checkSettings: boolean): Promise<Repair[]> {
   const repairs: Repair[] = [];
@@ -108,41 +106,59 @@ export interface SchedulerWatchdogOptions {
   onRepair?: (repair: Repair) => void;
 }
 
-/** Re-creates a scheduler that disappeared (flushed key, manual removal, lost next job). */
+/**
+ * Keeps the schedulers in place. Its first successful check (run at once by start(), retried every
+ * interval while Redis is unreachable) also applies changed settings, so a new ROTATION_CRON takes
+ * effect on deploy; later checks only re-create what disappeared (flushed key, manual removal, lost
+ * next job), so old and new pods of a rolling deploy do not fight over the settings. Start-up never
+ * waits for it: the worker's health listener opens even while Redis is down.
+ */
+const STOP_WAIT_MS = 2000;
+
 export class SchedulerWatchdog {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+  private settingsApplied = false;
 
   constructor(private readonly opts: SchedulerWatchdogOptions) {}
 
   start(): void {
-    this.timer ??= setInterval(() => {
+    const tick = () => {
       this.running ??= this.check().finally(() => {
         this.running = undefined;
       });
-    }, this.opts.intervalMs);
+    };
+    if (this.timer) return;
+    this.timer = setInterval(tick, this.opts.intervalMs);
     this.timer.unref();
+    tick();
   }
 
   async check(): Promise<Repair[]> {
+    const applying = !this.settingsApplied;
     try {
-      const repairs = await ensureSchedulers(this.opts.queue, this.opts.settings, false);
+      const repairs = await ensureSchedulers(this.opts.queue, this.opts.settings, applying);
+      this.settingsApplied = true;
       for (const repair of repairs) {
-        this.opts.logger.warn(repair, 'rotation scheduler re-created by the watchdog');
+        if (applying) this.opts.logger.info(repair, 'rotation scheduler upserted');
+        else this.opts.logger.warn(repair, 'rotation scheduler re-created by the watchdog');
         this.opts.onRepair?.(repair);
       }
       return repairs;
     } catch (err) {
-      this.opts.logger.error({ err }, 'rotation scheduler watchdog check failed');
+      this.opts.logger.error({ err }, 'rotation scheduler check failed; retried at the next interval');
       return [];
     }
   }
 
-  /** Stops the timer and waits for a check in progress. */
+  /**
+   * Stops the timer and waits a little for a check in progress. One blocked on an unreachable Redis
+   * is abandoned: every upsert is atomic and idempotent, and the next watchdog redoes it.
+   */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.running;
+    await withTimeout(this.running ?? Promise.resolve(), STOP_WAIT_MS).catch(() => undefined);
   }
 }
 

@@ -125,3 +125,25 @@ t.test('a scheduler job stands for the slot in its id', async (t) => {
   t.same(scheduledSlot({ id: 'repeat:rotation-fleet:1795471215265', timestamp: 1 }), new Date(1795471215265));
   t.same(scheduledSlot({ id: undefined, timestamp: 42 }), new Date(42), 'a job without a slot id falls back to its creation time');
 });
+
+t.test('a watchdog applies a changed ROTATION_CRON on its first check only (deploy), then leaves settings alone', async (t) => {
+  const prefix = uniqueRedisPrefix();
+  redisFor(t, prefix);
+  const queue = createRotationQueue(redisFor(t), prefix);
+  t.teardown(() => queue.close());
+  await ensureSchedulers(queue, settings, true);
+  const repairs: string[] = [];
+  const deployed = { ...settings, cron: '45 4 * * *' };
+  const watchdog = new SchedulerWatchdog({ queue, settings: deployed, intervalMs: 50, logger: silentLogger, onRepair: (r) => repairs.push(`${r.scheduler}:${r.reason}`) });
+  watchdog.start();
+  t.teardown(() => watchdog.stop());
+  await eventually(() => repairs.length > 0, 5000);
+  t.same(repairs, [`${FLEET_SCHEDULER_ID}:settings_changed`], 'the new cron is applied at start');
+  t.equal((await queue.getJobScheduler(FLEET_SCHEDULER_ID))?.pattern, '45 4 * * *');
+
+  // An old pod of a rolling deploy puts its cron back: the running watchdog does not fight it.
+  await ensureSchedulers(queue, settings, true);
+  await watchdog.check();
+  t.same(repairs, [`${FLEET_SCHEDULER_ID}:settings_changed`], 'later checks leave the settings alone');
+  t.equal((await queue.getJobScheduler(FLEET_SCHEDULER_ID))?.pattern, settings.cron);
+});
