@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { CronExpressionParser } from 'cron-parser';
 import { Value } from 'typebox/value';
 import { EnvSchema, type Env } from './schema.js';
 
@@ -57,6 +58,19 @@ function schemaProblems(value: unknown): ConfigProblem[] {
   return [...byVariable.values()];
 }
 
+/**
+ * Parsed with cron-parser, the parser BullMQ's job schedulers use, so a value accepted here is one
+ * the worker can schedule (a bad one used to start anyway and never queue the fleet).
+ */
+function cronExpressionProblem(expression: string): string | undefined {
+  try {
+    CronExpressionParser.parse(expression, { tz: 'UTC' });
+    return undefined;
+  } catch (err) {
+    return `is not a valid cron expression: ${(err as Error).message}`;
+  }
+}
+
 /** Rules that span several variables, which a per-field schema cannot express. */
 function crossFieldProblems(env: Env): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
@@ -68,6 +82,8 @@ function crossFieldProblems(env: Env): ConfigProblem[] {
     if (!env.OIDC_ISSUER_URL) problems.push({ variable: 'OIDC_ISSUER_URL', problem: 'is required when OIDC_ENABLED=true' });
     if (!env.OIDC_AUDIENCE) problems.push({ variable: 'OIDC_AUDIENCE', problem: 'is required when OIDC_ENABLED=true' });
   }
+  const cronProblem = cronExpressionProblem(env.ROTATION_CRON);
+  if (cronProblem) problems.push({ variable: 'ROTATION_CRON', problem: `${cronProblem} (got ${JSON.stringify(env.ROTATION_CRON)})` });
   if ((env.ELASTICSEARCH_USERNAME === undefined) !== (env.ELASTICSEARCH_PASSWORD === undefined)) {
     problems.push({ variable: 'ELASTICSEARCH_USERNAME', problem: 'and ELASTICSEARCH_PASSWORD must be set together' });
   }

@@ -48,7 +48,7 @@ export const EnvSchema = Type.Object({
    */
   OIDC_JWKS_REFETCH_COOLDOWN_SECONDS: Type.Number({ minimum: 0, maximum: 3600, default: 10 }),
 
-  ROTATION_CRON: Type.String({ default: '0 2 * * *', minLength: 9 }),
+  ROTATION_CRON: Type.String({ default: '0 2 * * *' }),
   ROTATION_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 300 }),
   ROTATION_CRITICAL_THRESHOLD_DAYS: Type.Integer({ minimum: 1, default: 7 }),
   SECRET_KEY: Type.Optional(Type.String({ minLength: 16 })),

@@ -56,3 +56,11 @@ t.test('OIDC on requires issuer and audience', async (t) => {
 t.test('empty strings count as unset', async (t) => {
   t.equal(loadConfig('api', { ELASTICSEARCH_URL: '' }).ELASTICSEARCH_URL, undefined);
 });
+
+t.test('a ROTATION_CRON the job scheduler cannot use stops the start, naming it', async (t) => {
+  for (const bad of ['not a cron', '99 99 * * *', '61 * * * *']) {
+    t.same(problemsOf(() => loadConfig('worker', { ROTATION_CRON: bad })), ['ROTATION_CRON'], bad);
+  }
+  t.equal(loadConfig('worker', { ROTATION_CRON: '30 3 * * 1-5' }).ROTATION_CRON, '30 3 * * 1-5');
+  t.equal(loadConfig('worker', { ROTATION_CRON: '*/10 * * * * *' }).ROTATION_CRON, '*/10 * * * * *', 'seconds field, as BullMQ accepts');
+});
