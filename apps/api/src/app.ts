@@ -1,8 +1,8 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import { createInternalServer, registerErrorHandler } from '@iotsupport/observability';
+import { createHttpServer, createInternalServer } from '@iotsupport/observability';
 import type { ApiDeps, ApiRoutePlugin } from './deps.js';
 import deviceModelRoutes from './routes/device-models.js';
 import deviceRoutes from './routes/devices.js';
@@ -63,12 +63,7 @@ function openApiDocs(app: FastifyInstance): void {
  * is a 400); errors go through the central handler of observability on both.
  */
 export function buildApi(deps: ApiDeps): ApiServers {
-  const publicServer = Fastify({
-    loggerInstance: deps.logger.child({ listener: 'public' }) as unknown as FastifyBaseLogger,
-    // Per-request lines are noise at fleet scale; errors are still logged by the error handler.
-    logController: new LogController({ disableRequestLogging: true }),
-  });
-  registerErrorHandler(publicServer);
+  const publicServer = createHttpServer(deps.logger, 'public');
   publicServer.setValidatorCompiler(TypeBoxValidatorCompiler);
   openApiDocs(publicServer);
   for (const routes of PUBLIC_ROUTES) void publicServer.register(routes, deps);

@@ -24,6 +24,15 @@ t.test('internal routes are 404 on the public listener', async (t) => {
   t.equal((await internalServer.inject('/api/devices')).statusCode, 404, 'and the public API is not on the internal one');
 });
 
+t.test('a malformed URL (fastify rejects it before routing) gets the registry body on both listeners', async (t) => {
+  const { publicServer, internalServer } = await buildTestApi(t);
+  for (const [server, url] of [[publicServer, '/api/devices/%E0%A4%A'], [internalServer, '/health/%E0%A4%A']] as const) {
+    const res = await server.inject(url);
+    t.equal(res.statusCode, 400, url);
+    t.equal(res.json().code, 'VALIDATION_FAILED', 'a code of our registry, not fastify\'s FST_ERR_BAD_URL');
+  }
+});
+
 t.test('readiness: 200 once Redis, PostgreSQL and MQTT are reachable', async (t) => {
   const { internalServer } = await buildTestApi(t);
   const res = (await eventually(async () => {

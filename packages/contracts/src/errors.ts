@@ -45,10 +45,6 @@ export class AppError extends Error {
   }
 }
 
-export function isAppError(err: unknown): err is AppError {
-  return err instanceof AppError;
-}
-
 export interface ErrorBody {
   error: string;
   code: ErrorCode;

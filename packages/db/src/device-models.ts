@@ -10,10 +10,6 @@ export class DeviceModelRepository {
     return this.db.selectFrom('device_models').selectAll().orderBy('id').execute();
   }
 
-  findById(id: number): Promise<DeviceModel | undefined> {
-    return this.db.selectFrom('device_models').selectAll().where('id', '=', id).executeTakeFirst();
-  }
-
   findByCode(code: string): Promise<DeviceModel | undefined> {
     return this.db.selectFrom('device_models').selectAll().where('code', '=', code).executeTakeFirst();
   }

@@ -33,6 +33,15 @@ export async function findDeviceById(db: Kysely<Database>, id: number): Promise<
   return selectDevices(db).where('d.id', '=', id).executeTakeFirst();
 }
 
+/**
+ * The entity id alone (every subscribe and unsubscribe asks): one indexed column, no join, and
+ * none of the secret columns. `null` entity id: the device has none; undefined: no such device.
+ */
+export async function findDeviceEntityId(db: Kysely<Database>, id: number): Promise<{ entityId: string | null } | undefined> {
+  const row = await db.selectFrom('devices').select('device_entity_id').where('id', '=', id).executeTakeFirst();
+  return row && { entityId: row.device_entity_id || null };
+}
+
 /** For the device-facing API, which identifies a device by its key. */
 export async function findDeviceByKey(db: Kysely<Database>, key: string): Promise<Device | undefined> {
   return selectDevices(db).where('d.key', '=', key).executeTakeFirst();

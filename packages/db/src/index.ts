@@ -5,7 +5,7 @@ export { MIGRATIONS, staticMigrationProvider } from './migrations/index.js';
 export { CONSTRAINTS } from './constraints.js';
 export { constraintError, mapConstraintErrors } from './pg-errors.js';
 export { deriveDeviceColumns, CONFIG_KEYS, type DerivedDeviceColumns } from './device-config.js';
-export { DeviceRepository, findDeviceById, findDeviceByKey, type NewDevice, type DevicePatch } from './devices.js';
+export { DeviceRepository, findDeviceById, findDeviceByKey, findDeviceEntityId, type NewDevice, type DevicePatch } from './devices.js';
 export { DeviceModelRepository } from './device-models.js';
 export { ensureDatabaseExists } from './create-database.js';
 export { seedDemoData, DEMO_MODEL, DEMO_DEVICES, type SeedResult } from './seed.js';

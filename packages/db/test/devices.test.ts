@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { createTestDatabase } from '@iotsupport/testkit';
-import { createDb, migrateToLatest, DeviceRepository, DeviceModelRepository, findDeviceById, constraintError } from '../src/index.js';
+import { createDb, migrateToLatest, DeviceRepository, DeviceModelRepository, findDeviceById, findDeviceEntityId, constraintError } from '../src/index.js';
 
 async function setup(t: Test) {
   const testDb = await createTestDatabase();
@@ -20,15 +20,19 @@ const rejectsWith = (t: Test, p: Promise<unknown>, code: string, status: number)
   t.rejects(p, { name: 'AppError', code, status }, `${status} ${code}`);
 
 t.test('derived columns follow the config on create and on every update', async (t) => {
-  const { devices, model } = await setup(t);
+  const { db, devices, model } = await setup(t);
   const created = await devices.create({ key: 'dev00001', device_model_id: model.id, config: { deviceName: 'Kitchen', deviceEntityId: 'sensor.kitchen', x: 1 } });
   t.match(created, { key: 'dev00001', device_name: 'Kitchen', device_entity_id: 'sensor.kitchen', config: { deviceName: 'Kitchen', x: 1 }, device_model_code: 'thermo', active: true, rotation_state: 'OK' });
   t.type(created.created_at, Date);
 
+  // Put the last write an hour back, so an update that forgot updated_at cannot pass by timing.
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  await db.updateTable('devices').set({ updated_at: hourAgo }).where('id', '=', created.id).execute();
   const renamed = await devices.update(created.id, { config: { deviceName: 'Hall', deviceEntityId: 'sensor.hall' } });
   t.equal(renamed.device_name, 'Hall');
   t.equal(renamed.device_entity_id, 'sensor.hall');
   t.ok(renamed.updated_at.getTime() >= created.updated_at.getTime(), 'updated_at moves on');
+  t.ok(renamed.updated_at.getTime() > hourAgo.getTime() + 1_800_000, 'an update sets updated_at to now');
 
   const cleared = await devices.update(created.id, { config: { deviceName: '' } });
   t.equal(cleared.device_name, null, 'an empty name clears the column');
@@ -78,6 +82,9 @@ t.test('findDeviceById gives other packages the full row with the model code', a
   t.match(await findDeviceById(db, a.id), { id: a.id, device_model_code: 'thermo', cached_secret: 'enc:xyz', device_entity_id: 'sensor.a' });
   t.equal((await findDeviceById(db, b.id))?.device_model_code, 'plug');
   t.equal((await devices.findByKey('bbbb0001'))?.id, b.id);
+  t.same(await findDeviceEntityId(db, a.id), { entityId: 'sensor.a' }, 'subscribe reads the entity id alone');
+  t.same(await findDeviceEntityId(db, b.id), { entityId: null }, 'a device without one');
+  t.equal(await findDeviceEntityId(db, 9999), undefined, 'no such device');
   t.same((await devices.list()).map((d) => d.key), ['aaaa0001', 'bbbb0001'], 'list is ordered by id');
   t.same((await models.list()).map((m) => m.code), ['thermo', 'plug']);
 });

@@ -1,8 +1,8 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Lifecycle } from './lifecycle.js';
-import { registerErrorHandler } from './error-handler.js';
+import { createHttpServer } from './http-server.js';
 
 export interface InternalServerDeps {
   logger: Logger;
@@ -30,9 +30,7 @@ export function registerMetricsRoute(app: FastifyInstance, registry: Registry): 
  * Apps add their own internal routes (the api's gateway callback) before `listen`.
  */
 export function createInternalServer(deps: InternalServerDeps): FastifyInstance {
-  const loggerInstance = deps.logger.child({ listener: 'internal' }) as unknown as FastifyBaseLogger;
-  const app: FastifyInstance = Fastify({ loggerInstance, logController: new LogController({ disableRequestLogging: true }) });
-  registerErrorHandler(app);
+  const app = createHttpServer(deps.logger, 'internal');
   registerHealthRoutes(app, deps.lifecycle);
   registerMetricsRoute(app, deps.registry);
   return app;

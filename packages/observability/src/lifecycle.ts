@@ -23,10 +23,6 @@ export class Lifecycle {
     private readonly timeoutSeconds: number,
   ) {}
 
-  get isShuttingDown(): boolean {
-    return this.stopping;
-  }
-
   addReadinessCheck(name: string, check: ReadinessCheck): void {
     this.checks.set(name, check);
   }

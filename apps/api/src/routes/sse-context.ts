@@ -1,5 +1,5 @@
 import { createAccessTokenVerifier, type AccessTokenVerifier } from '@iotsupport/auth';
-import { findDeviceById } from '@iotsupport/db';
+import { findDeviceEntityId } from '@iotsupport/db';
 import { GatewayClient } from '@iotsupport/gateway-client';
 import { ConnectionRegistry, RegistrySweeper, registryMetrics, type GatewayControl, type RegistryMetrics } from '@iotsupport/realtime-state';
 import type { ApiDeps } from '../deps.js';
@@ -104,8 +104,7 @@ export function sseContext(deps: ApiDeps): SseContext {
     async lookupDevice(deviceId) {
       // ids are int4: anything else cannot exist (and must not reach PostgreSQL as an error)
       if (!Number.isSafeInteger(deviceId) || deviceId < 1 || deviceId > INT4_MAX) return null;
-      const device = await findDeviceById(deps.db, deviceId);
-      return device ? { entityId: device.device_entity_id || null } : null;
+      return (await findDeviceEntityId(deps.db, deviceId)) ?? null;
     },
     async close() {
       await sweeper.stop();
