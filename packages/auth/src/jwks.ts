@@ -11,7 +11,8 @@ export interface JwksResolverOptions {
   /**
    * Minimum time between two JWKS fetches caused by an unknown `kid`. Without it every forged
    * token with a fresh random kid would make us call the issuer (amplification); with it, a key
-   * the issuer just rotated in becomes usable at most this long after its first use.
+   * the issuer just rotated in becomes usable at most this long after its first use. Also the
+   * time after a failed fetch before an expired key is refreshed again (its stale copy serves meanwhile).
    */
   unknownKidCooldownMs?: number;
   /** Per fetch (discovery or JWKS). */
@@ -32,9 +33,11 @@ interface KnownKey {
  * as any fetch saw it, so tokens with random kids (each may trigger the rate-limited refetch) cannot
  * use up the refetches a legitimately rotated key needs. The discovery document is fetched once
  * (not per miss), unknown kids trigger at most one JWKS fetch per cooldown, concurrent lookups share
- * one fetch, a key older than `keyTtlMs` is refreshed (its stale copy used if that fetch fails), and
- * JWKs are converted with node:crypto (RSA, EC and OKP/EdDSA). get-jwks was used before, but it
- * caches only the requested kid of each fetch and offers no way to read the whole set.
+ * one fetch, a key older than `keyTtlMs` is refreshed (its stale copy used if that fetch fails, and
+ * for a cooldown after it without asking again), an unknown kid during the cooldown after a failed
+ * fetch is `jwks_unavailable` (we cannot tell), and JWKs are converted with node:crypto (RSA, EC
+ * and OKP/EdDSA). get-jwks was used before, but it caches only the requested kid of each fetch and
+ * offers no way to read the whole set.
  */
 export class JwksResolver {
   private readonly ttl: number;
@@ -46,6 +49,8 @@ export class JwksResolver {
   /** The JWKS fetch in flight: every lookup that needs one shares it. */
   private fetching: Promise<void> | null = null;
   private lastUnknownKidFetch = Number.NEGATIVE_INFINITY;
+  /** When the last JWKS fetch failed; null once one succeeds. */
+  private failedAt: number | null = null;
 
   constructor(private readonly options: JwksResolverOptions) {
     this.ttl = options.keyTtlMs ?? 10 * 60_000;
@@ -57,7 +62,10 @@ export class JwksResolver {
     const known = this.find(kid, alg);
     if (known && Date.now() - known.seenAt < this.ttl) return pemOf(known);
     if (known) {
-      // expired: refresh (the whole set); the stale copy serves while the issuer is unreachable
+      // expired: refresh (the whole set); the stale copy serves while the issuer is unreachable.
+      // Right after a failed fetch it serves without asking again: otherwise, during an outage,
+      // every verification would wait the full fetch timeout before falling back to it.
+      if (this.failedRecently()) return pemOf(known);
       try {
         await this.refetch();
       } catch {
@@ -71,6 +79,8 @@ export class JwksResolver {
       // a fetch already under way (any cause) is shared; only a new one is rate-limited
       const now = Date.now();
       if (now - this.lastUnknownKidFetch < this.cooldown) {
+        // after a failed fetch we do not know the issuer's keys: the token may well be valid (503, not 401)
+        if (this.failedAt !== null) throw new TokenVerificationError('jwks_unavailable', `kid ${kid} not in the JWKS, and the last JWKS fetch failed`);
         throw new TokenVerificationError('unknown_key', `kid ${kid} not in the JWKS (refetch rate-limited)`);
       }
       this.lastUnknownKidFetch = now;
@@ -85,10 +95,23 @@ export class JwksResolver {
     return this.keys.get(kid)?.find((k) => k.jwk.alg === undefined || k.jwk.alg === alg);
   }
 
+  private failedRecently(): boolean {
+    return this.failedAt !== null && Date.now() - this.failedAt < this.cooldown;
+  }
+
   /** Fetches the JWKS once for all concurrent callers and records every key in it. */
   private refetch(): Promise<void> {
     this.fetching ??= this.fetchJwks()
-      .then((jwks) => this.remember(jwks))
+      .then(
+        (jwks) => {
+          this.remember(jwks);
+          this.failedAt = null;
+        },
+        (err: unknown) => {
+          this.failedAt = Date.now();
+          throw err;
+        },
+      )
       .finally(() => {
         this.fetching = null;
       });

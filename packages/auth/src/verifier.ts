@@ -3,7 +3,7 @@ import { TokenVerificationError, type TokenRejection } from './errors.js';
 import { JwksResolver, type JwksResolverOptions } from './jwks.js';
 
 /** Asymmetric algorithms only: `none` and every HS* are refused (an HS256 token "signed" with our public key included). */
-export const ASYMMETRIC_ALGORITHMS: Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+const ASYMMETRIC_ALGORITHMS: Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 
 export interface AccessTokenVerifierOptions extends JwksResolverOptions {
   /** OIDC_AUDIENCE: `aud` must contain it. */
@@ -26,7 +26,6 @@ export interface VerifiedToken {
 export interface AccessTokenVerifier {
   /** Verifies signature (JWKS by kid), algorithm, iss, aud, exp/nbf (with skew) and sub. Throws TokenVerificationError. */
   verifyAccessToken(token: string): Promise<VerifiedToken>;
-  readonly clockSkewSeconds: number;
 }
 
 const FAST_JWT_REASONS: Partial<Record<string, TokenRejection>> = {
@@ -78,7 +77,6 @@ export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): 
   });
 
   return {
-    clockSkewSeconds: options.clockSkewSeconds,
     async verifyAccessToken(token: string): Promise<VerifiedToken> {
       let claims: Record<string, unknown>;
       try {

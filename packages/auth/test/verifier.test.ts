@@ -1,6 +1,7 @@
 import t from 'tap';
 import { startOidcIssuer, eventually, type IssuerKeyAlg, type OidcIssuer } from '@iotsupport/testkit';
 import { accessTokenFromHeaders, createAccessTokenVerifier, TokenVerificationError, type AccessTokenVerifierOptions } from '../src/index.js';
+import { startJwksGate } from './jwks-gate.js';
 
 async function issuerFor(t: { teardown(fn: () => unknown): void }, alg?: IssuerKeyAlg): Promise<OidcIssuer> {
   const issuer = await startOidcIssuer(alg ? { alg } : {});
@@ -135,7 +136,39 @@ t.test('an unreachable issuer is 503, not a client error', async (t) => {
   const issuer = await issuerFor(t);
   const token = issuer.token();
   await issuer.close();
-  t.same(await refusal(verifierFor(issuer).verifyAccessToken(token)), { reason: 'jwks_unavailable', code: 'SERVICE_UNAVAILABLE', status: 503 });
+  const verifier = verifierFor(issuer, { unknownKidCooldownMs: 60_000 });
+  t.same(await refusal(verifier.verifyAccessToken(token)), { reason: 'jwks_unavailable', code: 'SERVICE_UNAVAILABLE', status: 503 });
+  // within the refetch cooldown we still do not know the issuer's keys: still 503, not an invalid token
+  t.same(await refusal(verifier.verifyAccessToken(token)), { reason: 'jwks_unavailable', code: 'SERVICE_UNAVAILABLE', status: 503 }, 'a second token during the cooldown');
+});
+
+t.test('during an issuer outage expired keys serve from their stale copy, and only one verification waits for the issuer', async (t) => {
+  const issuer = await issuerFor(t);
+  const gate = await startJwksGate(t, issuer.jwksUrl);
+  // keyTtlMs 0: every cached key is expired at once, so every verification wants a refresh
+  const verifier = verifierFor(issuer, { jwksUrl: gate.url, keyTtlMs: 0, fetchTimeoutMs: 300, unknownKidCooldownMs: 60_000 });
+  t.equal((await verifier.verifyAccessToken(issuer.token())).sub, 'alice');
+
+  gate.up = false;
+  const before = gate.requests;
+  for (let i = 0; i < 5; i++) t.equal((await verifier.verifyAccessToken(issuer.token({ sub: `u${i}` }))).sub, `u${i}`, 'verified with the stale key');
+  t.equal(gate.requests - before, 1, 'one JWKS fetch for five verifications during the outage');
+});
+
+t.test('after a failed refresh the issuer is asked again once the cooldown is over', async (t) => {
+  const issuer = await issuerFor(t);
+  const gate = await startJwksGate(t, issuer.jwksUrl);
+  const verifier = verifierFor(issuer, { jwksUrl: gate.url, keyTtlMs: 0, fetchTimeoutMs: 300, unknownKidCooldownMs: 300 });
+  await verifier.verifyAccessToken(issuer.token());
+  gate.up = false;
+  t.equal((await verifier.verifyAccessToken(issuer.token())).sub, 'alice', 'the stale key serves the failed refresh');
+  const afterFailure = gate.requests;
+  gate.up = true;
+  await eventually(async () => {
+    t.equal((await verifier.verifyAccessToken(issuer.token())).sub, 'alice');
+    return gate.requests > afterFailure;
+  }, 5_000, 50);
+  t.pass('the stale copy is not served forever: the JWKS is fetched again');
 });
 
 t.test('token source: Bearer header first, else the cookie; header values may be arrays', async (t) => {
