@@ -108,7 +108,6 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
             token: body.token,
             url: body.request.url,
             subject: 'local-user',
-            tokenExpiresAtMs: 0,
             bindingExpiresAtMs: 0,
             receivedBy: pod.id,
             gateway: perPod ? gateways[index]!.url : fleet.sendUrl,

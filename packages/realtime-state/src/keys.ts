@@ -35,9 +35,10 @@ export const CONN_FIELDS = {
   url: 'url',
   /** Identity the connection is bound to: the JWT `sub`, or `local-user` with OIDC off. */
   subject: 'subject',
-  /** The access token's `exp`, epoch ms; `0` when there is no token (OIDC off). */
-  tokenExp: 'token_exp',
-  /** When the binding ends: token_exp + OIDC_CLOCK_SKEW_SECONDS, epoch ms; `0` = never. */
+  /**
+   * When the binding ends: the access token's `exp`, epoch ms (OIDC_CLOCK_SKEW_SECONDS only applies
+   * while verifying the token, it does not extend the binding); `0` = never (OIDC off).
+   */
   bindingExpiresAt: 'binding_expires_at',
   /** When the connect callback was accepted, epoch ms. */
   connectedAt: 'connected_at',
@@ -95,7 +96,7 @@ export interface RegistryKeys {
 
 /**
  * Every sorted-set index a connection can be a member of. The removal shared by all scripts
- * (lua/includes/remove-connection.lua) ZREMs the connection from each, in this order
+ * (`remove_connection` in lua/includes/common.lua) ZREMs the connection from each, in this order
  * (passed as KEYS). Add ownership indexes here.
  */
 export function indexKeysForRemoval(keys: RegistryKeys): string[] {

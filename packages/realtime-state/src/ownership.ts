@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import { registryKeys, type RegistryKeys } from './keys.js';
+import { defineScripts, type ScriptCall } from './scripts.js';
 
 /**
  * Which api process sends to which SSE connection, in Redis (docs/forwarding.md has the picture).
@@ -19,6 +19,7 @@ import { registryKeys, type RegistryKeys } from './keys.js';
  *   (and lets another take over) the old owner's last send has ended.
  */
 
+/** Script name → its file under src/lua (ioredis methods `ownership<Name>K5`, see scripts.ts). */
 const OWNERSHIP_SCRIPTS = {
   register: 'ownership-register',
   renew: 'renew-pod-lease',
@@ -29,16 +30,6 @@ const OWNERSHIP_SCRIPTS = {
 } as const;
 
 type OwnershipScript = keyof typeof OWNERSHIP_SCRIPTS;
-type ScriptCall = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
-
-const LUA_DIR = new URL('../../src/lua/', import.meta.url);
-const INCLUDE = /^--- @include "([a-z-]+)"$/gm;
-
-/** A script's source with its `--- @include` lines inlined (the registry's convention). */
-function ownershipLua(file: string): string {
-  const source = readFileSync(new URL(`${file}.lua`, LUA_DIR), 'utf8');
-  return source.replace(INCLUDE, (_line, include: string) => readFileSync(new URL(`includes/${include}.lua`, LUA_DIR), 'utf8'));
-}
 
 /** A connection as its new owner needs it. */
 export interface OwnedConnection {
@@ -103,14 +94,7 @@ export class OwnershipStore {
   ) {
     this.keys = registryKeys(prefix);
     this.fixedKeys = [this.keys.pods, this.keys.byOwner, this.keys.podSeq, this.keys.podInfo, this.keys.byLastSeen];
-    const client = redis as unknown as Record<string, ScriptCall | undefined>;
-    this.scripts = {} as Record<OwnershipScript, ScriptCall>;
-    for (const [name, file] of Object.entries(OWNERSHIP_SCRIPTS) as [OwnershipScript, string][]) {
-      const method = `ownership_${name}`;
-      if (typeof client[method] !== 'function') redis.defineCommand(method, { numberOfKeys: this.fixedKeys.length, lua: ownershipLua(file) });
-      const fn = client[method] as ScriptCall;
-      this.scripts[name] = (...args) => fn.apply(redis, args);
-    }
+    this.scripts = defineScripts(redis, 'ownership', this.fixedKeys.length, OWNERSHIP_SCRIPTS);
   }
 
   private run(name: OwnershipScript, ...args: (string | number)[]): Promise<unknown> {

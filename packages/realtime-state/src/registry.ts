@@ -9,9 +9,7 @@ export interface ConnectInput {
   /** Raw `request.url` of the callback. */
   url: string;
   subject: string;
-  /** JWT `exp` in epoch ms; 0 without a token (OIDC off). */
-  tokenExpiresAtMs: number;
-  /** When the binding ends (exp + clock skew), epoch ms; 0 = never. */
+  /** When the binding ends: the token's `exp` (the clock skew does not extend it), epoch ms; 0 = never (OIDC off). */
   bindingExpiresAtMs: number;
   /** POD_ID of the pod handling the callback. */
   receivedBy: string;
@@ -116,7 +114,6 @@ export class ConnectionRegistry {
       input.token,
       input.url,
       input.subject,
-      Math.max(0, Math.floor(input.tokenExpiresAtMs)),
       Math.max(0, Math.floor(input.bindingExpiresAtMs)),
       input.receivedBy,
       input.gateway,
@@ -204,7 +201,6 @@ export class ConnectionRegistry {
       token: raw[CONN_FIELDS.token] as string,
       url: raw[CONN_FIELDS.url] ?? '',
       subject: raw[CONN_FIELDS.subject] ?? '',
-      tokenExpiresAtMs: num(CONN_FIELDS.tokenExp),
       bindingExpiresAtMs: num(CONN_FIELDS.bindingExpiresAt),
       connectedAtMs: num(CONN_FIELDS.connectedAt),
       receivedBy: raw[CONN_FIELDS.receivedBy] ?? '',
@@ -228,11 +224,6 @@ export class ConnectionRegistry {
   async subscriptionsOf(requestId: string): Promise<Record<string, string>> {
     if (!isValidRequestId(requestId)) return {};
     return this.redis.hgetall(this.keys.connectionDevices(requestId));
-  }
-
-  /** Every live request_id (fleet-wide), at most `limit`. */
-  async connectionIds(limit = 10_000): Promise<string[]> {
-    return this.redis.zrange(this.keys.byLastSeen, 0, limit - 1);
   }
 
   /** Connections the gateway has not confirmed since `beforeMs`, oldest first. */

@@ -39,7 +39,6 @@ export function connectInput(requestId: string, over: Partial<ConnectInput> = {}
     token: `tok-${requestId}-${tokenSeq}`,
     url: `/events?request_id=${requestId}`,
     subject: 'alice',
-    tokenExpiresAtMs: 0,
     bindingExpiresAtMs: 0,
     receivedBy: 'pod-a',
     gateway: 'http://gw-a',

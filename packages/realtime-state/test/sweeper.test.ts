@@ -1,6 +1,15 @@
 import t from 'tap';
-import { RegistrySweeper, type GatewayControl } from '../src/index.js';
+import type { Redis } from 'ioredis';
+import { CONN_FIELDS, RegistrySweeper, type ConnectionRegistry, type GatewayControl } from '../src/index.js';
 import { connectInput, registryForTest } from './setup.js';
+
+/** Makes the gateway's last confirmation of a connection `agoMs` old (Redis clock), in the hash and the index alike. */
+async function backdateLastSeen(redis: Redis, reg: ConnectionRegistry, requestId: string, agoMs: number): Promise<void> {
+  const [seconds, micros] = await redis.time();
+  const then = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - agoMs;
+  await redis.hset(reg.keys.connection(requestId), CONN_FIELDS.lastSeenAt, then);
+  await redis.zadd(reg.keys.byLastSeen, then, requestId);
+}
 
 /** A gateway as the sweeper sees it: which tokens it holds, whether it answers at all. */
 function fakeGateway() {
@@ -61,14 +70,20 @@ t.test('an unreachable answer removes a connection only after the unreachable wi
   await reg.subscribe({ requestId: 'slow', deviceId: 1, entityId: 'e', callerSubject: null });
   gw.alive.add(c.token);
   gw.setReachable(false); // e.g. a probe timed out on a loaded gateway: the stream may well be open
-  const sweeper = new RegistrySweeper({ registry: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0, unreachableWindowMs: 400 });
+  const sweeper = new RegistrySweeper({ registry: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0, unreachableWindowMs: 60_000 });
 
   await new Promise((r) => setTimeout(r, 5));
   t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 0 }, 'probed, unreachable, but confirmed recently: kept');
   t.same(Object.keys((await consistent()).connections), ['slow']);
   t.same(gw.closed, [], 'nothing closed');
 
-  await new Promise((r) => setTimeout(r, 450)); // unconfirmed for longer than the unreachable window
+  // halfway through the unreachable window: still kept
+  await backdateLastSeen(redis, reg, 'slow', 30_000);
+  await redis.del(reg.keys.sweepLock);
+  t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 0 }, 'unreachable within the window: kept');
+  t.same(gw.closed, [], 'nothing closed');
+
+  await backdateLastSeen(redis, reg, 'slow', 61_000); // unconfirmed for longer than the unreachable window
   await redis.del(reg.keys.sweepLock);
   t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 1 }, 'still unreachable after the window: removed');
   await sweeper.stop(); // waits for the best-effort close

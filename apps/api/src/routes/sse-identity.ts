@@ -5,8 +5,6 @@ import type { SseContext } from './sse-context.js';
 
 export interface ConnectionIdentity {
   subject: string;
-  /** JWT exp in ms; 0 with OIDC off. */
-  tokenExpiresAtMs: number;
   /** The token's exp in ms (contract: the binding ends "after exp"); 0 = never. */
   bindingExpiresAtMs: number;
 }
@@ -20,15 +18,11 @@ export interface ConnectionIdentity {
 export async function bindConnectionIdentity(ctx: SseContext, headers: HeaderBag, cookieName: string): Promise<ConnectionIdentity> {
   if (!ctx.verifier) {
     count(ctx, 'local_user');
-    return { subject: LOCAL_USER_SUBJECT, tokenExpiresAtMs: 0, bindingExpiresAtMs: 0 };
+    return { subject: LOCAL_USER_SUBJECT, bindingExpiresAtMs: 0 };
   }
   const verified = await verifyCaller(ctx, headers, cookieName, true);
   count(ctx, 'bound');
-  return {
-    subject: verified.sub,
-    tokenExpiresAtMs: verified.exp * 1000,
-    bindingExpiresAtMs: verified.exp * 1000,
-  };
+  return { subject: verified.sub, bindingExpiresAtMs: verified.exp * 1000 };
 }
 
 /** The caller's `sub` on the public routes: null with OIDC off (no caller identity), else a valid token is required. */

@@ -1,13 +1,13 @@
 -- connect: registers (or replaces) the connection of a request_id, atomically.
--- ARGV: 1 base, 2 request_id, 3 token, 4 url, 5 subject, 6 token_exp (ms, 0 = none),
---       7 binding_expires_at (ms, 0 = never), 8 received_by (pod), 9 gateway (URL)
+-- ARGV: 1 base, 2 request_id, 3 token, 4 url, 5 subject, 6 binding_expires_at (the token's exp,
+--       ms, 0 = never), 7 received_by (pod), 8 gateway (URL)
 -- Returns {outcome, old_token, old_gateway, subscriptions}
 --   outcome 'connected' | 'refreshed' (same token again) | 'replaced'
 --   old_token / old_gateway: the replaced connection to close at its gateway ('' when none)
 --   subscriptions: 'kept' (same subject, carried over) | 'dropped' (other subject) | ''
 --- @include "common"
 local rid, token, subject = ARGV[2], ARGV[3], ARGV[5]
-local binding_expires_at = tonumber(ARGV[7])
+local binding_expires_at = tonumber(ARGV[6])
 local now = now_ms()
 local ckey = conn_key(rid)
 
@@ -41,9 +41,8 @@ else
 end
 
 redis.call('HSET', ckey,
-  'token', token, 'url', ARGV[4], 'subject', subject,
-  'token_exp', ARGV[6], 'binding_expires_at', ARGV[7],
-  'connected_at', now, 'received_by', ARGV[8], 'gateway', ARGV[9], 'last_seen_at', now)
+  'token', token, 'url', ARGV[4], 'subject', subject, 'binding_expires_at', ARGV[6],
+  'connected_at', now, 'received_by', ARGV[7], 'gateway', ARGV[8], 'last_seen_at', now)
 redis.call('HSET', tokens_key, token, rid)
 if binding_expires_at > 0 then
   redis.call('ZADD', expiry_key, binding_expires_at, rid)

@@ -1,4 +1,4 @@
--- expire-binding: ends the connection of request_id if its binding has expired (token exp + skew,
+-- expire-binding: ends the connection of request_id if its binding has expired (the token's exp,
 -- Redis clock). Only the first caller gets the token back, so exactly one pod closes the stream
 -- at the gateway ("whichever pod notices first").
 -- ARGV: 1 base, 2 request_id
