@@ -21,6 +21,16 @@ const WORKER_MAIN = fileURLToPath(new URL('../../../worker/dist/src/main.js', im
 const SECRET_KEY = 'rotation-e2e-secret-key-0123456789';
 const TIMEOUT_SECONDS = 3;
 
+/**
+ * A fleet schedule that cannot fire during a run: once a year, on the day half a year from now
+ * (cron-parser refuses impossible dates such as Feb 30). The test asserts the fleet job never ran.
+ */
+function cronFarFromNow(): string {
+  const day = new Date(Date.now() + 182 * 86_400_000);
+  return `0 12 ${Math.min(day.getUTCDate(), 28)} ${day.getUTCMonth() + 1} *`;
+}
+const FLEET_CRON = cronFarFromNow();
+
 type Behaviour = (device: SimDevice) => Promise<void>;
 
 interface SimDevice {
@@ -76,7 +86,7 @@ t.before(async () => {
 
   fleet = await startProcessFleet(t, {
     pods: 2,
-    env: { DATABASE_URL: testDb.url, MQTT_TOPIC_PREFIX: topicPrefix, SECRET_KEY, ROTATION_CRON: '0 2 * * *' },
+    env: { DATABASE_URL: testDb.url, MQTT_TOPIC_PREFIX: topicPrefix, SECRET_KEY, ROTATION_CRON: FLEET_CRON },
   });
 
   // Two worker processes on the same queue, as two worker pods would run.
@@ -95,7 +105,7 @@ t.before(async () => {
         MQTT_URL: LOCAL_MQTT_URL,
         MQTT_TOPIC_PREFIX: topicPrefix,
         SECRET_KEY,
-        ROTATION_CRON: '0 2 * * *',
+        ROTATION_CRON: FLEET_CRON,
         ROTATION_TICK_SECONDS: '1',
         ROTATION_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
       },
@@ -322,5 +332,5 @@ t.test('two workers: every scheduled tick ran exactly once', async (t) => {
   t.ok(last.completed < 200, 'no completed job was trimmed yet (removeOnComplete keeps 200)');
   t.ok(settled, `one run per completed job (iot_rotation_job_runs_total per worker: ${last.runs.join(', ')}; completed jobs: ${last.completed})`);
   t.equal(last.metrics.reduce((n, m) => n + sample(m, 'iot_rotation_job_runs_total', { result: 'failure' }), 0), 0, 'no job failed');
-  t.equal((await queue.getCompleted(0, 1000)).filter((job) => job.name === 'fleet').length, 0, 'the fleet cron did not fire (02:00 UTC)');
+  t.equal((await queue.getCompleted(0, 1000)).filter((job) => job.name === 'fleet').length, 0, `the fleet cron did not fire (${FLEET_CRON}, UTC)`);
 });

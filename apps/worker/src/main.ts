@@ -1,6 +1,7 @@
 import { loadConfigOrExit } from '@iotsupport/config';
 import { Lifecycle, createLogger, createMetrics } from '@iotsupport/observability';
 import { publishRotationNudge } from '@iotsupport/forwarding';
+import { publishingNudger } from '@iotsupport/rotation';
 import { startWorkerApp } from './worker-app.js';
 
 /**
@@ -21,7 +22,7 @@ try {
     metrics,
     lifecycle,
     // The broadcast path of forwarding: every api pod sends rotation-updated to the connections it owns.
-    createNudger: (redis) => ({ nudge: async (source) => void (await publishRotationNudge(redis, config.REDIS_KEY_PREFIX, source)) }),
+    createNudger: (redis) => publishingNudger(publishRotationNudge, redis, config.REDIS_KEY_PREFIX),
   });
   const address = await internalServer.listen({ host: config.HOST, port: config.PORT });
   logger.info({ address, cron: config.ROTATION_CRON, tickSeconds: config.ROTATION_TICK_SECONDS }, 'worker started');

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
-import { mqttTopic, type Config } from '@iotsupport/config';
+import type { Config } from '@iotsupport/config';
 import { createDb } from '@iotsupport/db';
 import {
   addClientReadinessChecks,
@@ -14,14 +14,13 @@ import {
   type Metrics,
 } from '@iotsupport/observability';
 import {
-  createMqttProvisioningNotifier,
   createRotationMetrics,
   createRotationQueue,
+  createRotationService,
   createRotationWorker,
-  createSecretBox,
   registerRotationStateGauge,
-  RotationService,
   SchedulerWatchdog,
+  type RotationService,
   type RotationNudger,
   type RotationWorkerOptions,
 } from '@iotsupport/rotation';
@@ -62,18 +61,13 @@ export async function startWorkerApp(deps: WorkerAppDeps): Promise<WorkerApp> {
 
   addClientReadinessChecks(lifecycle, { redis: queueRedis, postgres: database.pool, mqtt: mqttClient });
 
-  const service = new RotationService({
+  const service = createRotationService({
+    config,
     db: database.db,
-    secretBox: createSecretBox({ secretKey: config.SECRET_KEY, nodeEnv: config.NODE_ENV, logger }),
-    notifier: createMqttProvisioningNotifier({
-      client: mqttClient,
-      topic: mqttTopic(config, 'iotsupport/updates/provisioning'),
-      logger,
-    }),
+    mqttClient,
     nudger: deps.createNudger(queueRedis),
-    logger: logger.child({ component: 'rotation' }),
-    timeoutSeconds: config.ROTATION_TIMEOUT_SECONDS,
-    criticalThresholdDays: config.ROTATION_CRITICAL_THRESHOLD_DAYS,
+    logger,
+    registry: metrics.registry,
   });
   const rotationMetrics = createRotationMetrics(metrics.registry);
   registerRotationStateGauge(metrics.registry, service.store);

@@ -4,7 +4,22 @@ export type { NudgeSource, RotationNudger } from './nudge.js';
 export { createMqttProvisioningNotifier, whenConnected, MqttNotConnectedError, type ProvisioningNotifier, type MqttProvisioningNotifierOptions } from './provisioning-notifier.js';
 export { RotationStore, withRotationColumns, type RotationSecretColumns, type RotationDatabase, type RotationTarget, type DashboardRow } from './rotation-store.js';
 export { buildDashboard, categorize, type Dashboard, type DashboardDevice, type DashboardCategory } from './dashboard.js';
-export { RotationService, type RotationServiceDeps, type RotationStatus, type ProvisioningResponse, type TickResult } from './rotation-service.js';
+export {
+  RotationService,
+  DEFAULT_NOTICE_TIMEOUT_MS,
+  type RotationServiceDeps,
+  type RotationStatus,
+  type ProvisioningResponse,
+  type TickResult,
+  type NoticeResult,
+} from './rotation-service.js';
+export {
+  createRotationService,
+  publishingNudger,
+  PROVISIONING_TOPIC,
+  type CreateRotationServiceOptions,
+  type RotationServiceConfig,
+} from './create-rotation-service.js';
 export {
   ROTATION_QUEUE_NAME,
   FLEET_SCHEDULER_ID,
@@ -20,4 +35,4 @@ export {
   type RotationJobName,
 } from './scheduling.js';
 export { createRotationWorker, scheduledSlot, type RotationWorkerOptions } from './rotation-worker.js';
-export { createRotationMetrics, registerRotationStateGauge, type RotationMetrics } from './metrics.js';
+export { createRotationMetrics, createRotationNoticeCounter, registerRotationStateGauge, type RotationMetrics } from './metrics.js';

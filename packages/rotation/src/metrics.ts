@@ -35,6 +35,25 @@ export function createRotationMetrics(registry: Registry): RotationMetrics {
 }
 
 /**
+ * `iot_rotation_notices_total{result="published"|"failed"}`: provisioning notices by outcome; a
+ * rising `failed` means the broker is unreachable and devices are rotating only through retries.
+ * Reused when already registered (the api builds its service once per app, tests build several).
+ */
+export function createRotationNoticeCounter(registry: Registry): Counter<'result'> {
+  const name = 'iot_rotation_notices_total';
+  const existing = registry.getSingleMetric(name) as Counter<'result'> | undefined;
+  return (
+    existing ??
+    new Counter({
+      name,
+      help: 'MQTT provisioning notices, by result (failed: not acknowledged within the notice timeout)',
+      labelNames: ['result'],
+      registers: [registry],
+    })
+  );
+}
+
+/**
  * `iot_rotation_devices{state}`: the fleet's rotation states read from PostgreSQL at scrape time
  * (active devices per state, plus `state="inactive"`), so any worker reports the fleet-wide value.
  */

@@ -8,8 +8,8 @@ export interface ProvisioningNotifier {
 }
 
 export class MqttNotConnectedError extends Error {
-  constructor(waitedMs: number) {
-    super(`MQTT client not connected after ${waitedMs} ms`);
+  constructor(waitedMs: number, reason = `not connected after ${waitedMs} ms`) {
+    super(`MQTT client ${reason}`);
     this.name = 'MqttNotConnectedError';
   }
 }
@@ -21,15 +21,19 @@ export class MqttNotConnectedError extends Error {
 export function whenConnected(client: MqttClient, timeoutMs: number): Promise<void> {
   if (client.connected) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const onConnect = () => {
+    const settle = (err?: Error) => {
       clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
       client.off('connect', onConnect);
-      reject(new MqttNotConnectedError(timeoutMs));
-    }, timeoutMs);
+      client.off('end', onEnd);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onConnect = () => settle();
+    // A client closed for good (shutdown) will never connect: stop waiting instead of holding the process.
+    const onEnd = () => settle(new MqttNotConnectedError(timeoutMs, 'the client was closed'));
+    const timer = setTimeout(() => settle(new MqttNotConnectedError(timeoutMs)), timeoutMs);
     client.once('connect', onConnect);
+    client.once('end', onEnd);
   });
 }
 
@@ -46,6 +50,8 @@ export interface MqttProvisioningNotifierOptions {
  * Publishes `{"client_id": "..."}` on the provisioning topic with QoS 1, only on a connected
  * client. A notice that cannot be delivered is logged and reported to the caller; the device then
  * times out and is retried later, so a lost notice delays a rotation but never wedges it.
+ * RotationService stops waiting for it sooner (its notice timeout); a notice still waiting for the
+ * connection goes out if the broker comes back within `connectTimeoutMs`.
  */
 export function createMqttProvisioningNotifier(opts: MqttProvisioningNotifierOptions): ProvisioningNotifier {
   const timeoutMs = opts.connectTimeoutMs ?? 30_000;

@@ -33,3 +33,12 @@ t.test('a notice that cannot reach a broker in time is reported, not silently dr
   const notifier = createMqttProvisioningNotifier({ client, topic: 'x/provisioning', logger: silentLogger, connectTimeoutMs: 300 });
   await t.rejects(notifier.notify('iotdevice-m-abcd1234'), MqttNotConnectedError);
 });
+
+t.test('a notice waiting for a connection is given up when the client is closed (shutdown does not wait for it)', async (t) => {
+  const client = mqtt.connect('mqtt://127.0.0.1:1', { reconnectPeriod: 100, connectTimeout: 200 });
+  client.on('error', () => {});
+  const notifier = createMqttProvisioningNotifier({ client, topic: 'x/provisioning', logger: silentLogger, connectTimeoutMs: 600_000 });
+  const sent = notifier.notify('iotdevice-m-abcd1234');
+  await client.endAsync(true);
+  await t.rejects(sent, MqttNotConnectedError);
+});

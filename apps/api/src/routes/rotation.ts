@@ -1,12 +1,5 @@
 import { Type } from 'typebox';
-import { mqttTopic } from '@iotsupport/config';
-import {
-  createMqttProvisioningNotifier,
-  createRotationQueue,
-  createSecretBox,
-  nextFleetRun,
-  RotationService,
-} from '@iotsupport/rotation';
+import { createRotationQueue, createRotationService, nextFleetRun, publishingNudger, type RotationService } from '@iotsupport/rotation';
 import type { FastifyInstance } from 'fastify';
 import { publishRotationNudge } from '@iotsupport/forwarding';
 import type { ApiDeps, ApiRoutePlugin } from '../deps.js';
@@ -73,18 +66,13 @@ export function rotationServiceFor(deps: ApiDeps, app: FastifyInstance): Rotatio
   if (!service) {
     const queue = createRotationQueue(deps.redis, deps.config.REDIS_KEY_PREFIX);
     queue.on('error', (err) => deps.logger.warn({ err: err.message }, 'rotation queue error'));
-    service = new RotationService({
+    service = createRotationService({
+      config: deps.config,
       db: deps.db,
-      secretBox: createSecretBox({ secretKey: deps.config.SECRET_KEY, nodeEnv: deps.config.NODE_ENV, logger: deps.logger }),
-      notifier: createMqttProvisioningNotifier({
-        client: deps.mqtt,
-        topic: mqttTopic(deps.config, 'iotsupport/updates/provisioning'),
-        logger: deps.logger,
-      }),
-      nudger: { nudge: async (source) => void (await publishRotationNudge(deps.redis, deps.config.REDIS_KEY_PREFIX, source)) },
-      logger: deps.logger.child({ component: 'rotation' }),
-      timeoutSeconds: deps.config.ROTATION_TIMEOUT_SECONDS,
-      criticalThresholdDays: deps.config.ROTATION_CRITICAL_THRESHOLD_DAYS,
+      mqttClient: deps.mqtt,
+      nudger: publishingNudger(publishRotationNudge, deps.redis, deps.config.REDIS_KEY_PREFIX),
+      logger: deps.logger,
+      registry: deps.metrics.registry,
       nextScheduledRotation: () => nextFleetRun(queue, deps.config.ROTATION_CRON),
     });
     services.set(deps.db, service);
