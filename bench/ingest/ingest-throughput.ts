@@ -15,7 +15,7 @@ import mqtt from 'mqtt';
 import { Redis } from 'ioredis';
 import { decodeLogChannelMessage, logChannelPattern } from '@iotsupport/contracts';
 import { dailyIndexName, documentId, payloadDigest } from '@iotsupport/log-ingest';
-import { LOCAL_REDIS_URL, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { LOCAL_REDIS_URL, eventually, metricSample, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
 import { startPrivateBroker } from './private-broker.js';
 
 const INGEST_MAIN = fileURLToPath(new URL('../../../apps/ingest/dist/src/main.js', import.meta.url));
@@ -41,13 +41,9 @@ async function publishAll(url: string, topic: string, batch: Buffer[]): Promise<
   await pub.endAsync();
 }
 
-async function until(check: () => boolean, what: string, timeoutMs = 600_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** Polling interval of the waits that end a timed phase: short, so it adds little to the measured time. */
+const POLL_MS = 5;
+const PHASE_TIMEOUT_MS = 600_000;
 
 async function rawRate(url: string): Promise<number> {
   const topic = `${uniqueTopicPrefix()}raw`;
@@ -58,7 +54,7 @@ async function rawRate(url: string): Promise<number> {
   const batch = payloads('raw');
   const start = performance.now();
   await publishAll(url, topic, batch);
-  await until(() => received === MESSAGES, 'the raw subscriber');
+  await eventually(() => received === MESSAGES, PHASE_TIMEOUT_MS, POLL_MS); // the raw subscriber got everything
   const seconds = (performance.now() - start) / 1000;
   await sub.endAsync();
   return TOTAL / seconds;
@@ -77,8 +73,7 @@ async function cpuSeconds(pid: number | undefined): Promise<number> {
 /** `_sum / _count` of a histogram on ingest's /metrics. */
 async function histogramMean(metricsUrl: string, name: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
-  const read = (suffix: string) => Number(new RegExp(`^${name}_${suffix}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1]);
-  return read('sum') / read('count');
+  return metricSample(text, `${name}_sum`) / metricSample(text, `${name}_count`);
 }
 
 async function ingestRate(url: string): Promise<{ rate: number; latencies: number[]; meanBatch: number; meanBulkMs: number; cpu: number }> {
@@ -106,13 +101,13 @@ async function ingestRate(url: string): Promise<{ rate: number; latencies: numbe
   try {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-    await until(() => out.includes('"mqtt connected"') && out.includes('"address"'), 'ingest to start', 20_000);
+    await eventually(() => out.includes('"mqtt connected"') && out.includes('"address"'), 20_000, POLL_MS); // ingest started
     const batch = payloads('ingest');
     const cpuBefore = await cpuSeconds(child.pid);
     const start = performance.now();
     await publishAll(url, `${prefix}iotsupport/logsink`, batch);
     // Ingest publishes a line to Redis only after Elasticsearch accepted it: streamed = stored.
-    await until(() => streamed >= TOTAL, 'ingest to store and stream every line');
+    await eventually(() => streamed >= TOTAL, PHASE_TIMEOUT_MS, POLL_MS); // ingest stored and streamed every line
     const seconds = (performance.now() - start) / 1000;
     const cpu = (await cpuSeconds(child.pid)) - cpuBefore;
     const index = dailyIndexName('logstash-http-', Date.now());

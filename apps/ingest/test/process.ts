@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
 import mqtt from 'mqtt';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, eventually, uniqueId } from '@iotsupport/testkit';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, eventually, metricSample, uniqueId } from '@iotsupport/testkit';
 
 /** The built app, as a deployment runs it. */
 export const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
@@ -12,7 +12,7 @@ export interface IngestProcess {
   /** `http://127.0.0.1:<port>` of the internal listener. */
   url: string;
   exited: Promise<number | null>;
-  /** One sample of a metric from /metrics (0 when absent). */
+  /** A metric from /metrics, its series summed (0 when absent). */
   metric(name: string): Promise<number>;
 }
 
@@ -40,17 +40,9 @@ export async function startIngestProcess(t: Test, env: Record<string, string>): 
     url: address,
     exited,
     async metric(name) {
-      const text = await (await fetch(`${address}/metrics`)).text();
-      const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
-      return m ? Number(m[1]) : 0;
+      return metricSample(await (await fetch(`${address}/metrics`)).text(), name);
     },
   };
-}
-
-/** Ends the broker-side persistent session of `clientId` so the test leaves no queue behind. */
-export async function purgeSession(clientId: string): Promise<void> {
-  const c = await mqtt.connectAsync(LOCAL_MQTT_URL, { clientId, clean: true, protocolVersion: 5, reconnectPeriod: 0, properties: { sessionExpiryInterval: 0 } });
-  await c.endAsync();
 }
 
 /** A QoS 1 publisher; each payload is `lines` NDJSON lines tagged with its message number. */

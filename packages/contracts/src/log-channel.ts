@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Value } from 'typebox/value';
+import { Compile } from 'typebox/compile';
 
 /**
  * The Redis pub/sub fan-out from ingest to the api fleet: one channel per device entity id.
@@ -51,6 +51,9 @@ export const LogChannelMessageSchema = Type.Object(
 
 export type LogChannelMessage = Static<typeof LogChannelMessageSchema>;
 
+/** Compiled once: every batch on the hot path (ingest → api) is checked, and `Value.Check` re-walks the schema each time. */
+const logChannelMessageValidator = Compile(LogChannelMessageSchema);
+
 /** JSON text of one channel message (what ingest PUBLISHes). */
 export function encodeLogChannelMessage(message: LogChannelMessage): string {
   return JSON.stringify(message);
@@ -64,5 +67,5 @@ export function decodeLogChannelMessage(raw: string | Buffer): LogChannelMessage
   } catch {
     return undefined;
   }
-  return Value.Check(LogChannelMessageSchema, value) ? (value as LogChannelMessage) : undefined;
+  return logChannelMessageValidator.Check(value) ? (value as LogChannelMessage) : undefined;
 }

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Value } from 'typebox/value';
+import { Compile } from 'typebox/compile';
 
 /**
  * The `rotation-updated` broadcast between processes: any api pod or the worker PUBLISHes one
@@ -28,6 +28,9 @@ export const RotationNudgeMessageSchema = Type.Object(
 
 export type RotationNudgeMessage = Static<typeof RotationNudgeMessageSchema>;
 
+/** Compiled once at load, like the log channel's validator. */
+const rotationNudgeValidator = Compile(RotationNudgeMessageSchema);
+
 export function encodeRotationNudge(source: RotationNudgeSource, atMs = Date.now()): string {
   return JSON.stringify({ v: 1, source, at_ms: atMs } satisfies RotationNudgeMessage);
 }
@@ -35,7 +38,7 @@ export function encodeRotationNudge(source: RotationNudgeSource, atMs = Date.now
 /** undefined for anything that is not a nudge message (never throws). */
 export function decodeRotationNudge(raw: string | Buffer): RotationNudgeMessage | undefined {
   const value = parseJson(raw);
-  return Value.Check(RotationNudgeMessageSchema, value) ? (value as RotationNudgeMessage) : undefined;
+  return rotationNudgeValidator.Check(value) ? (value as RotationNudgeMessage) : undefined;
 }
 
 function parseJson(raw: string | Buffer): unknown {

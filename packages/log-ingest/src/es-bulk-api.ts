@@ -16,11 +16,10 @@ export interface ItemResult {
   errorReason?: string;
 }
 
-/** A `_bulk` request that failed as a whole; `errorType` is the metric label. */
+/** A `_bulk` request that failed as a whole (always retried by the store); `errorType` is the metric label. */
 export class BulkRequestError extends Error {
   constructor(
     readonly errorType: 'connection' | 'timeout' | 'http_429' | 'http_5xx' | 'http_4xx' | 'other',
-    readonly retryable: boolean,
     cause: unknown,
   ) {
     super(`bulk request failed (${errorType}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
@@ -50,15 +49,15 @@ const ITEM_FIELDS = ['items.*.status', 'items.*.error.type', 'items.*.error.reas
 function classify(err: unknown): BulkRequestError {
   if (err instanceof errors.ResponseError) {
     const code = err.statusCode ?? 0;
-    if (code === 429) return new BulkRequestError('http_429', true, err);
-    if (code >= 500) return new BulkRequestError('http_5xx', true, err);
+    if (code === 429) return new BulkRequestError('http_429', err);
+    if (code >= 500) return new BulkRequestError('http_5xx', err);
     // A whole request refused (413, 400 on the envelope) cannot be pinned on one line, so it is
     // retried like an outage rather than dead-lettering every line of the batch; metrics show it.
-    return new BulkRequestError('http_4xx', true, err);
+    return new BulkRequestError('http_4xx', err);
   }
-  if (err instanceof errors.TimeoutError) return new BulkRequestError('timeout', true, err);
-  if (err instanceof errors.ConnectionError || err instanceof errors.NoLivingConnectionsError) return new BulkRequestError('connection', true, err);
-  return new BulkRequestError('other', true, err);
+  if (err instanceof errors.TimeoutError) return new BulkRequestError('timeout', err);
+  if (err instanceof errors.ConnectionError || err instanceof errors.NoLivingConnectionsError) return new BulkRequestError('connection', err);
+  return new BulkRequestError('other', err);
 }
 
 /**
@@ -86,7 +85,7 @@ export function createEsBulkApi(conn: EsConnection): BulkApi {
       }
       const items = response.items ?? [];
       if (items.length !== ops.length) {
-        throw new BulkRequestError('other', true, new Error(`bulk answered ${items.length} items for ${ops.length} operations`));
+        throw new BulkRequestError('other', new Error(`bulk answered ${items.length} items for ${ops.length} operations`));
       }
       return items.map((item) => {
         const r = item.create ?? Object.values(item)[0];

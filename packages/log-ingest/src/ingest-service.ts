@@ -1,11 +1,12 @@
 import { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { mqttReadiness, redisReadiness, withTimeout, type Lifecycle, type Logger } from '@iotsupport/observability';
+import { mqttTopic } from '@iotsupport/config';
+import { CLIENT_CLOSE_MS, closeRedis, logConnectionErrors, mqttReadiness, redisReadiness, withTimeout, type Lifecycle, type Logger } from '@iotsupport/observability';
 import type { BackoffPolicy } from './backoff.js';
 import { BulkStore } from './bulk-store.js';
 import { createEsBulkApi, type BulkApi } from './es-bulk-api.js';
 import { RedisFanout } from './fanout.js';
-import { createIngestMetrics, type IngestMetrics } from './metrics.js';
+import { createIngestMetrics } from './metrics.js';
 import { MqttLogSource } from './mqtt-source.js';
 import { IngestPipeline } from './pipeline.js';
 
@@ -32,13 +33,10 @@ export interface IngestSettings {
 
 export const LOGSINK_TOPIC = 'iotsupport/logsink';
 
-const CLOSE_TIMEOUT_MS = 2000;
-
 /** First retry waits up to 100 ms; the cap is INGEST_RETRY_MAX_DELAY_MS. */
 const BACKOFF_BASE_MS = 100;
 
 export interface IngestService {
-  metrics: IngestMetrics;
   /** Forced stop (tests, or after the graceful drain overran): abandons retries, closes clients. */
   close(): Promise<void>;
 }
@@ -55,7 +53,7 @@ export function startIngestService(settings: IngestSettings, deps: { logger: Log
   const backoff: BackoffPolicy = { baseMs: Math.min(BACKOFF_BASE_MS, settings.INGEST_RETRY_MAX_DELAY_MS), capMs: settings.INGEST_RETRY_MAX_DELAY_MS };
 
   const redis = new Redis(settings.REDIS_URL, { lazyConnect: false });
-  redis.on('error', (err) => logger.warn({ err }, 'redis error'));
+  logConnectionErrors(redis, logger, 'redis');
 
   const bulkApi: BulkApi | undefined = settings.ELASTICSEARCH_URL
     ? createEsBulkApi({ url: settings.ELASTICSEARCH_URL, username: settings.ELASTICSEARCH_USERNAME, password: settings.ELASTICSEARCH_PASSWORD })
@@ -80,7 +78,7 @@ export function startIngestService(settings: IngestSettings, deps: { logger: Log
       clientId: settings.MQTT_CLIENT_ID,
       username: settings.MQTT_USERNAME,
       password: settings.MQTT_PASSWORD,
-      topic: `${settings.MQTT_TOPIC_PREFIX}${LOGSINK_TOPIC}`,
+      topic: mqttTopic(settings, LOGSINK_TOPIC),
       maxInflight: settings.INGEST_MAX_INFLIGHT,
       sessionExpirySeconds: settings.INGEST_SESSION_EXPIRY_SECONDS,
       logger,
@@ -101,9 +99,9 @@ export function startIngestService(settings: IngestSettings, deps: { logger: Log
     closed = true;
     // Bounded: a broker or Redis that is gone must not hold the process past its drain.
     await Promise.allSettled([
-      withTimeout(source.close(), CLOSE_TIMEOUT_MS),
-      withTimeout(redis.quit(), CLOSE_TIMEOUT_MS).catch(() => redis.disconnect()),
-      bulkApi && withTimeout(bulkApi.close(), CLOSE_TIMEOUT_MS),
+      source.close(),
+      closeRedis(redis),
+      bulkApi && withTimeout(bulkApi.close(), CLIENT_CLOSE_MS),
     ]);
   };
   deps.lifecycle.onShutdown('ingest: stop taking messages', () => source.stopTaking());
@@ -111,7 +109,6 @@ export function startIngestService(settings: IngestSettings, deps: { logger: Log
   deps.lifecycle.onShutdown('ingest: close mqtt, redis, elasticsearch', closeClients);
 
   return {
-    metrics,
     async close() {
       source.stopTaking();
       abort.abort();

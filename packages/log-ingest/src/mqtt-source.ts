@@ -1,5 +1,5 @@
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
-import type { Logger } from '@iotsupport/observability';
+import { CLIENT_CLOSE_MS, closeWithin, logConnectionErrors, type Logger } from '@iotsupport/observability';
 import type { IncomingMessage } from './pipeline.js';
 import type { IngestMetrics } from './metrics.js';
 
@@ -105,7 +105,7 @@ export class MqttLogSource {
       this.shedding = false;
       this.shedCount = 0;
     });
-    this.client.on('error', (err) => opts.logger.warn({ err }, 'mqtt error'));
+    logConnectionErrors(this.client, opts.logger, 'mqtt');
     this.client.on('offline', () => opts.logger.warn('mqtt offline; reconnecting'));
   }
 
@@ -134,10 +134,15 @@ export class MqttLogSource {
     this.releaseHeld('drop');
   }
 
-  /** Disconnects cleanly; the session (and what is unacknowledged in it) stays with the broker. */
+  /**
+   * Disconnects cleanly; the session (and what is unacknowledged in it) stays with the broker.
+   * Bounded: a clean end waits for the broker to close its side, so a broker that stopped answering
+   * gets the connection cut after CLIENT_CLOSE_MS. Cut by destroying the socket, not `end(true)`:
+   * MQTT.js 5 ignores `end()` while a clean end is already under way, so the socket would stay open.
+   */
   async close(): Promise<void> {
     this.stopTaking();
-    await this.client.endAsync();
+    await closeWithin(CLIENT_CLOSE_MS, () => this.client.endAsync(), () => this.client.stream.destroy());
   }
 
   private onPublish(packet: IPublishPacket, callback: (err?: Error) => void): void {

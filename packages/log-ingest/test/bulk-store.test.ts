@@ -1,6 +1,7 @@
 import t from 'tap';
 import { BulkRequestError, BulkStore, StoreAborted, backoffDelayMs, type BulkApi, type CreateOp, type ItemResult, type LogLine } from '../src/index.js';
-import { freshMetrics, metricValue, silentLogger } from './helpers.js';
+import { metricValue } from '@iotsupport/testkit';
+import { freshMetrics, silentLogger } from './helpers.js';
 
 /**
  * A scripted `_bulk` endpoint: keeps what was created (by index/_id, `create` semantics: a
@@ -78,7 +79,7 @@ t.test('an item stored by an earlier attempt answers 409 and counts as stored', 
   let calls = 0;
   es.bulkCreate = async (ops) => {
     const r = await original(ops);
-    if (++calls === 1) throw new BulkRequestError('timeout', true, new Error('socket timeout'));
+    if (++calls === 1) throw new BulkRequestError('timeout', new Error('socket timeout'));
     return r;
   };
   const { store } = setup(es);
@@ -89,7 +90,7 @@ t.test('an item stored by an earlier attempt answers 409 and counts as stored', 
 
 t.test('whole-request failures (down, 503, 429) are retried until accepted', async (t) => {
   const es = new ScriptedElasticsearch();
-  es.script = [new BulkRequestError('connection', true, new Error('ECONNREFUSED')), new BulkRequestError('http_5xx', true, new Error('503')), new BulkRequestError('http_429', true, new Error('429'))];
+  es.script = [new BulkRequestError('connection', new Error('ECONNREFUSED')), new BulkRequestError('http_5xx', new Error('503')), new BulkRequestError('http_429', new Error('429'))];
   const { store, registry } = setup(es);
   await store.store(lines(4));
   t.equal(es.requests.length, 4);
@@ -133,7 +134,7 @@ t.test('a line the dead-letter index refuses too is counted and given up, not re
 t.test('an abort ends the retries with StoreAborted', async (t) => {
   const es = new ScriptedElasticsearch();
   es.bulkCreate = async () => {
-    throw new BulkRequestError('connection', true, new Error('down'));
+    throw new BulkRequestError('connection', new Error('down'));
   };
   const ac = new AbortController();
   const { store } = setup(es, ac.signal);

@@ -1,9 +1,9 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { decodeLogChannelMessage, entityIdFromLogChannel, logChannelName, logChannelPattern } from '@iotsupport/contracts';
-import { LOCAL_REDIS_URL, eventually, uniqueRedisPrefix } from '@iotsupport/testkit';
+import { LOCAL_REDIS_URL, eventually, metricValue, uniqueRedisPrefix } from '@iotsupport/testkit';
 import { FANOUT_MAX_DOCS_BYTES, RedisFanout, buildFanout, parseMqttMessage, type ParsedMessage } from '../src/index.js';
-import { freshMetrics, metricValue, silentLogger } from './helpers.js';
+import { freshMetrics, silentLogger } from './helpers.js';
 
 const OPTS = { indexPrefix: 'logs-', entityField: 'entity_id' };
 

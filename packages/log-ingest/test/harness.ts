@@ -4,7 +4,8 @@ import { Redis } from 'ioredis';
 import { Gauge, Registry } from 'prom-client';
 import { decodeLogChannelMessage, logChannelPattern, type LogChannelMessage } from '@iotsupport/contracts';
 import { Lifecycle } from '@iotsupport/observability';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, eventually, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix, type ElasticsearchStandin } from '@iotsupport/testkit';
+import { mqttTopic } from '@iotsupport/config';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, eventually, purgeMqttSession, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix, type ElasticsearchStandin } from '@iotsupport/testkit';
 import { LOGSINK_TOPIC, startIngestService, type IngestService, type IngestSettings } from '../src/index.js';
 import { silentLogger } from './helpers.js';
 
@@ -27,21 +28,11 @@ export function isolatedSettings(overrides: Partial<IngestSettings> = {}): Inges
   };
 }
 
-/** Ends the broker-side persistent session of `clientId` (clean start, expiry 0), so tests leave no queues behind. */
-export async function purgeMqttSession(clientId: string): Promise<void> {
-  const c = mqtt.connect(LOCAL_MQTT_URL, { clientId, clean: true, protocolVersion: 5, reconnectPeriod: 0, properties: { sessionExpiryInterval: 0 } });
-  await new Promise<void>((resolve) => {
-    c.once('connect', () => resolve());
-    c.once('error', () => resolve());
-  });
-  await c.endAsync();
-}
-
 /** A QoS 1 publisher on the logsink topic of `settings`. */
 export async function startPublisher(t: Test, settings: IngestSettings): Promise<{ publish(payload: string | Buffer): Promise<void>; client: MqttClient }> {
   const client = await mqtt.connectAsync(LOCAL_MQTT_URL, { clientId: uniqueId('pub'), protocolVersion: 5, clean: true });
   t.teardown(() => client.endAsync());
-  const topic = `${settings.MQTT_TOPIC_PREFIX}${LOGSINK_TOPIC}`;
+  const topic = mqttTopic(settings, LOGSINK_TOPIC);
   return {
     client,
     async publish(payload) {

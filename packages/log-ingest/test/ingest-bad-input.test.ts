@@ -1,7 +1,6 @@
 import t from 'tap';
-import { eventually } from '@iotsupport/testkit';
+import { eventually, metricValue } from '@iotsupport/testkit';
 import { dailyIndexName, documentId, payloadDigest } from '../src/index.js';
-import { metricValue } from './helpers.js';
 import { startIngestRig } from './harness.js';
 
 t.test('bad input never crashes or blocks ingest, and each kind is counted', async (t) => {

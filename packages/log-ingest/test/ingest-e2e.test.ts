@@ -1,7 +1,6 @@
 import t from 'tap';
-import { eventually } from '@iotsupport/testkit';
+import { eventually, metricValue } from '@iotsupport/testkit';
 import { dailyIndexName, documentId, payloadDigest } from '../src/index.js';
-import { metricValue } from './helpers.js';
 import { collectFanout, isolatedSettings, startIngestRig, startInProcessIngest, startPublisher, startStandin } from './harness.js';
 
 t.test('published lines are stored with the right index, fields and ids, and fanned out per entity in order', async (t) => {

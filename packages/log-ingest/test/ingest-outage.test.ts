@@ -1,8 +1,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually } from '@iotsupport/testkit';
+import { eventually, metricValue } from '@iotsupport/testkit';
 import { dailyIndexName, documentId, payloadDigest } from '../src/index.js';
-import { metricValue } from './helpers.js';
 import { ndjsonBatch, startIngestRig } from './harness.js';
 
 const MESSAGES = 300;

@@ -1,10 +1,10 @@
 import t from 'tap';
 import mqtt from 'mqtt';
+import { createServer, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually, LOCAL_MQTT_URL, uniqueId, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { eventually, LOCAL_MQTT_URL, metricValue, purgeMqttSession, uniqueId, uniqueTopicPrefix } from '@iotsupport/testkit';
 import { MqttLogSource, type IncomingMessage } from '../src/index.js';
-import { freshMetrics, metricValue, silentLogger } from './helpers.js';
-import { purgeMqttSession } from './harness.js';
+import { freshMetrics, silentLogger } from './helpers.js';
 
 /**
  * The MQTT side against the real broker. The deferred PUBACK relies on MQTT.js internals (see
@@ -128,4 +128,40 @@ t.test('after stopTaking nothing new is processed or acknowledged; the next sess
   const b = harness({ maxInflight: 10, clientId, topic });
   t.teardown(() => b.source.close());
   await eventually(() => b.held.length === 2);
+});
+
+t.test('close() ends even when the broker stops answering, and the connection is cut', async (t) => {
+  // A broker that accepts the session (CONNACK) and then answers nothing: no SUBACK, and it never
+  // closes its side, so MQTT.js's clean end waits forever. Shutdown must not hang on it.
+  const sockets = new Set<Socket>();
+  const broker = createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.write(Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]))); // MQTT 5 CONNACK, accepted
+    // Once the client has sent its FIN, keep writing (PINGRESP): a client socket that is really
+    // gone answers with a reset, which closes ours; a half-closed one just reads on.
+    let poke: NodeJS.Timeout | undefined;
+    socket.on('end', () => (poke = setInterval(() => socket.write(Buffer.from([0xd0, 0x00])), 50)));
+    socket.on('close', () => {
+      clearInterval(poke);
+      sockets.delete(socket);
+    });
+  });
+  await new Promise<void>((resolve) => broker.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    broker.close();
+  });
+  const { metrics } = freshMetrics();
+  const url = `mqtt://127.0.0.1:${(broker.address() as { port: number }).port}`;
+  const source = new MqttLogSource({ url, clientId: uniqueId('src'), topic: 'logs', maxInflight: 1, sessionExpirySeconds: 60, logger: silentLogger, metrics }, () => undefined, { pendingMessages: 0 });
+  await eventually(() => source.connected && sockets.size === 1);
+  let closed = false;
+  void source.close().then(() => (closed = true));
+  await eventually(() => closed, 10_000);
+  t.notOk(source.connected, 'close() returned, disconnected');
+  await eventually(() => sockets.size === 0, 5_000);
+  t.pass('the connection is gone on the broker side too');
+  await sleep(1_500); // longer than the reconnect period
+  t.equal(sockets.size, 0, 'no reconnect after close');
 });

@@ -1,9 +1,9 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually } from '@iotsupport/testkit';
+import { eventually, metricValue } from '@iotsupport/testkit';
 import { decodeLogChannelMessage } from '@iotsupport/contracts';
 import { IngestPipeline, type FanoutItem, type LogLine } from '../src/index.js';
-import { freshMetrics, metricValue, silentLogger } from './helpers.js';
+import { freshMetrics, silentLogger } from './helpers.js';
 
 /** The `message` of every doc in published channel messages, in publish order. */
 function decodeChannelDocs(items: readonly FanoutItem[]): string[] {

@@ -6,3 +6,4 @@ export * from './sse-client.js';
 export * from './ports.js';
 export * from './metrics.js';
 export * from './http-body.js';
+export * from './mqtt.js';

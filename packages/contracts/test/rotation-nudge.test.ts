@@ -1,0 +1,26 @@
+import t from 'tap';
+import { NUDGE_SOURCES, decodeRotationNudge, encodeRotationNudge } from '../src/index.js';
+
+t.test('every source encodes to a nudge that decodes back, from a string or a Buffer', async (t) => {
+  for (const source of NUDGE_SOURCES) {
+    const raw = encodeRotationNudge(source, 1234);
+    t.same(decodeRotationNudge(raw), { v: 1, source, at_ms: 1234 }, source);
+    t.same(decodeRotationNudge(Buffer.from(raw)), { v: 1, source, at_ms: 1234 }, `${source} (Buffer)`);
+  }
+});
+
+t.test('anything that is not a nudge decodes to undefined, without throwing', async (t) => {
+  const valid = { v: 1, source: 'web', at_ms: 1 };
+  const invalid: Record<string, string> = {
+    'not JSON': '{',
+    'JSON null': 'null',
+    'an empty object': '{}',
+    'version 2': JSON.stringify({ ...valid, v: 2 }),
+    'an unknown source': JSON.stringify({ ...valid, source: 'cron' }),
+    'an unknown property': JSON.stringify({ ...valid, extra: 1 }),
+    'a negative at_ms': JSON.stringify({ ...valid, at_ms: -1 }),
+    'a fractional at_ms': JSON.stringify({ ...valid, at_ms: 0.5 }),
+    'no at_ms': JSON.stringify({ v: 1, source: 'web' }),
+  };
+  for (const [what, raw] of Object.entries(invalid)) t.equal(decodeRotationNudge(raw), undefined, what);
+});
