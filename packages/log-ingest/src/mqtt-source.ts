@@ -1,5 +1,5 @@
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
-import { CLIENT_CLOSE_MS, closeWithin, logConnectionErrors, type Logger } from '@iotsupport/observability';
+import { closeMqtt, logConnectionErrors, type Logger } from '@iotsupport/observability';
 import type { IncomingMessage } from './pipeline.js';
 import type { IngestMetrics } from './metrics.js';
 
@@ -136,13 +136,11 @@ export class MqttLogSource {
 
   /**
    * Disconnects cleanly; the session (and what is unacknowledged in it) stays with the broker.
-   * Bounded: a clean end waits for the broker to close its side, so a broker that stopped answering
-   * gets the connection cut after CLIENT_CLOSE_MS. Cut by destroying the socket, not `end(true)`:
-   * MQTT.js 5 ignores `end()` while a clean end is already under way, so the socket would stay open.
+   * Bounded (observability's closeMqtt): a broker that stopped answering gets the connection cut.
    */
   async close(): Promise<void> {
     this.stopTaking();
-    await closeWithin(CLIENT_CLOSE_MS, () => this.client.endAsync(), () => this.client.stream.destroy());
+    await closeMqtt(this.client);
   }
 
   private onPublish(packet: IPublishPacket, callback: (err?: Error) => void): void {

@@ -52,9 +52,13 @@ export function closeRedis(redis: { quit(): Promise<unknown>; disconnect(): void
   return closeWithin(ms, () => redis.quit(), () => redis.disconnect());
 }
 
-/** mqtt.js: a clean DISCONNECT, else a forced end. */
-export function closeMqtt(client: { endAsync(): Promise<void>; end(force: boolean): unknown }, ms = CLIENT_CLOSE_MS): Promise<void> {
-  return closeWithin(ms, () => client.endAsync(), () => client.end(true));
+/**
+ * mqtt.js: a clean DISCONNECT, else the connection is cut by destroying its socket — not with
+ * `end(true)`: MQTT.js 5 ignores `end()` while a clean end is already under way, so a broker that
+ * stopped answering would keep the socket open.
+ */
+export function closeMqtt(client: { endAsync(): Promise<void>; stream: { destroy(): unknown } }, ms = CLIENT_CLOSE_MS): Promise<void> {
+  return closeWithin(ms, () => client.endAsync(), () => client.stream.destroy());
 }
 
 /** Readiness of an app that holds the usual three: Redis answers, PostgreSQL answers, the MQTT session is up. */
