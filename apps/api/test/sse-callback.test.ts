@@ -1,5 +1,5 @@
 import t from 'tap';
-import { eventually, openSse } from '@iotsupport/testkit';
+import { eventually, freePort, metricValue, openSse } from '@iotsupport/testkit';
 import { CALLBACK_SECRET, startFleet } from './sse-fleet.js';
 
 t.test('callback secret, body errors and request_id rules (OIDC off)', async (t) => {
@@ -143,4 +143,17 @@ t.test('OIDC on: every bad token is a 401 the gateway turns into `rejected`; a r
   t.teardown(() => withCookie.close());
   await withCookie.waitFor((m) => m.event === 'ready');
   t.equal((await fleet.consistent()).connections.browser1?.subject, 'dave', 'a browser with the cookie is bound to its sub');
+});
+
+t.test('OIDC on, issuer unreachable: connect is a 503 (not a `rejected` browser), counted as verifier_unavailable', async (t) => {
+  const deadJwks = `http://127.0.0.1:${await freePort()}/jwks`;
+  const fleet = await startFleet(t, { pods: 1, oidc: true, env: { OIDC_JWKS_URL: deadJwks } });
+  const pod = fleet.pods[0]!;
+  const res = await fleet.callback(pod, fleet.connectBody('tok-x', 'rx', { authorization: `Bearer ${fleet.issuer!.token({ sub: 'alice' })}` }));
+  t.equal(res.statusCode, 503);
+  t.equal(res.json().code, 'SERVICE_UNAVAILABLE');
+  const registry = pod.deps.metrics.registry;
+  t.equal(await metricValue(registry, 'sse_gateway_connections_total', { action: 'rejected' }), 0, 'not counted as a rejected connect');
+  t.equal(await metricValue(registry, 'sse_identity_binding_total', { status: 'verifier_unavailable' }), 1);
+  t.same((await fleet.consistent()).connections, {}, 'no state');
 });

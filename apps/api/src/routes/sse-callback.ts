@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from 'typebox/value';
 import { AppError, GatewayCallback, type GatewayConnectCallback, type GatewayDisconnectCallback } from '@iotsupport/contracts';
+import { toAppError } from '@iotsupport/observability';
 import { isValidRequestId } from '@iotsupport/realtime-state';
 import type { ApiDeps } from '../deps.js';
 import { bindConnectionIdentity } from './sse-identity.js';
@@ -61,6 +62,9 @@ const sseCallbackRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
   );
 };
 
+/** Connect answers the gateway shows the browser as `event: rejected` (sse-gateway-protocol.md). */
+const GATEWAY_REJECTS = new Set([400, 401, 403]);
+
 async function connect(ctx: SseContext, deps: ApiDeps, body: GatewayConnectCallback): Promise<void> {
   const requestId = requestIdFromUrl(body.request.url);
   if (!isValidRequestId(requestId)) {
@@ -71,7 +75,10 @@ async function connect(ctx: SseContext, deps: ApiDeps, body: GatewayConnectCallb
   try {
     identity = await bindConnectionIdentity(ctx, body.request.headers ?? {}, deps.config.OIDC_COOKIE_NAME);
   } catch (err) {
-    ctx.metrics.connections.inc({ action: 'rejected' });
+    // Only what the gateway turns into an in-stream `rejected` counts as one (protocol: 400, 401,
+    // 403); an unreachable issuer is a 503 the browser sees as such (sse_identity_binding_total
+    // counts it as verifier_unavailable).
+    if (GATEWAY_REJECTS.has(toAppError(err).status)) ctx.metrics.connections.inc({ action: 'rejected' });
     throw err;
   }
   const result = await ctx.registry.connect({
