@@ -35,10 +35,17 @@ export type GatewayConnectCallback = Static<typeof GatewayConnectCallback>;
 export type GatewayDisconnectCallback = Static<typeof GatewayDisconnectCallback>;
 export type GatewayCallback = Static<typeof GatewayCallback>;
 
+/** `request_id` rule of the contract: 1–128 characters of `[A-Za-z0-9_-]` (also a Redis key part). */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+export function isValidRequestId(value: unknown): value is string {
+  return typeof value === 'string' && REQUEST_ID_PATTERN.test(value);
+}
+
 /** Body of `POST /api/device-logs/subscribe` and `/unsubscribe`: exactly these two fields. */
 export const DeviceLogSubscriptionBody = Type.Object(
   {
-    request_id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,128}$', description: 'request_id of the SSE connection (1-128 of [A-Za-z0-9_-])' }),
+    request_id: Type.String({ pattern: REQUEST_ID_PATTERN.source, description: 'request_id of the SSE connection (1-128 of [A-Za-z0-9_-])' }),
     device_id: Type.Integer({ description: 'id of the device whose logs to stream' }),
   },
   { additionalProperties: false },

@@ -121,10 +121,3 @@ export function registryKeys(prefix: string): RegistryKeys {
     podInfo: `${base}:pod-info`,
   };
 }
-
-/** `request_id` rule of the contract: 1–128 characters of `[A-Za-z0-9_-]`. */
-export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
-
-export function isValidRequestId(value: unknown): value is string {
-  return typeof value === 'string' && REQUEST_ID_PATTERN.test(value);
-}

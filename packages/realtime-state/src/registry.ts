@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
-import { COUNT_FIELDS, CONN_FIELDS, indexKeysForRemoval, isValidRequestId, registryKeys, type RegistryKeys } from './keys.js';
+import { isValidRequestId } from '@iotsupport/contracts';
+import { COUNT_FIELDS, CONN_FIELDS, indexKeysForRemoval, registryKeys, type RegistryKeys } from './keys.js';
 import { defineRegistryScripts, type ScriptCall, type ScriptName } from './scripts.js';
 
 /** What the connect callback records about a connection. */

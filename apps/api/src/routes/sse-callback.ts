@@ -1,9 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from 'typebox/value';
-import { AppError, GatewayCallback, type GatewayConnectCallback, type GatewayDisconnectCallback } from '@iotsupport/contracts';
+import { AppError, GatewayCallback, isValidRequestId, type GatewayConnectCallback, type GatewayDisconnectCallback } from '@iotsupport/contracts';
 import { toAppError } from '@iotsupport/observability';
-import { isValidRequestId } from '@iotsupport/realtime-state';
 import type { ApiDeps } from '../deps.js';
 import { bindConnectionIdentity } from './sse-identity.js';
 import { closeInBackground, sseContext, type SseContext } from './sse-context.js';
