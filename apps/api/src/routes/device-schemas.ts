@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import type { Device, DeviceModel } from '@iotsupport/db';
+import { ROTATION_STATES, type Device, type DeviceModel } from '@iotsupport/db';
 
 /**
  * The JSON of the devices REST API (public listener). Field names are the database's
@@ -16,8 +16,11 @@ export function errorResponses(...statuses: number[]): Record<number, typeof Err
   return Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
 }
 
-const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
-const DeviceKey = Type.String({ pattern: '^[a-z0-9]{8}$', description: '8 characters of [a-z0-9]; the device half of its client id' });
+export const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+/** A device's `key` (the database checks the same rule): 8 characters of [a-z0-9]. */
+export const DEVICE_KEY_PATTERN = /^[a-z0-9]{8}$/;
+const DeviceKey = Type.String({ pattern: DEVICE_KEY_PATTERN.source, description: '8 characters of [a-z0-9]; the device half of its client id' });
+export const RotationStateJson = Type.Enum(ROTATION_STATES);
 const ModelId = Type.Integer({ minimum: 1, maximum: 2147483647 });
 /** Any JSON on the way in, so a non-object gets the specific 422 instead of a generic 400. */
 const ConfigInput = Type.Unknown({ description: 'A JSON object (anything else: 422 INVALID_DEVICE_CONFIG). deviceName and deviceEntityId (strings) are copied into device_name and device_entity_id.' });
@@ -35,7 +38,7 @@ export const DeviceJson = Type.Object(
     device_name: Type.Union([Type.String(), Type.Null()]),
     device_entity_id: Type.Union([Type.String(), Type.Null()]),
     active: Type.Boolean(),
-    rotation_state: Type.Union([Type.Literal('OK'), Type.Literal('QUEUED'), Type.Literal('PENDING'), Type.Literal('TIMEOUT')]),
+    rotation_state: RotationStateJson,
     secret_created_at: Timestamp,
     last_rotation_attempt_at: Timestamp,
     last_rotation_completed_at: Timestamp,

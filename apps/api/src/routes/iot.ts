@@ -5,7 +5,7 @@ import { AppError } from '@iotsupport/contracts';
 import { findDeviceByKey, type Device } from '@iotsupport/db';
 import { parseDeviceClientId } from '@iotsupport/rotation';
 import type { ApiDeps, ApiRoutePlugin } from '../deps.js';
-import { errorResponses } from './device-schemas.js';
+import { DEVICE_KEY_PATTERN, errorResponses } from './device-schemas.js';
 import { rotationServiceFor } from './rotation.js';
 import { sseContext } from './sse-context.js';
 
@@ -39,7 +39,7 @@ function unknownDevice(): AppError {
 }
 
 async function deviceByKey(deps: ApiDeps, key: string): Promise<Device> {
-  if (!/^[a-z0-9]{8}$/.test(key)) throw unknownDevice();
+  if (!DEVICE_KEY_PATTERN.test(key)) throw unknownDevice();
   const device = await findDeviceByKey(deps.db, key);
   if (!device) throw unknownDevice();
   return device;

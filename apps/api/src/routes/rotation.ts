@@ -3,7 +3,7 @@ import { createRotationQueue, createRotationService, nextFleetRun, publishingNud
 import type { FastifyInstance } from 'fastify';
 import { publishRotationNudge } from '@iotsupport/forwarding';
 import type { ApiDeps, ApiRoutePlugin } from '../deps.js';
-import { DeviceIdParams, errorResponses } from './device-schemas.js';
+import { DeviceIdParams, errorResponses, RotationStateJson, Timestamp } from './device-schemas.js';
 
 /**
  * `GET /api/rotation/status`, `GET /api/rotation/dashboard`, `POST /api/rotation/trigger`,
@@ -11,8 +11,6 @@ import { DeviceIdParams, errorResponses } from './device-schemas.js';
  * notice and its `rotation-updated` nudge (source `web`); see docs/rotation.md.
  */
 
-const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
-const State = Type.Union([Type.Literal('OK'), Type.Literal('QUEUED'), Type.Literal('PENDING'), Type.Literal('TIMEOUT')]);
 const CountsByState = Type.Object(
   { OK: Type.Integer(), QUEUED: Type.Integer(), PENDING: Type.Integer(), TIMEOUT: Type.Integer() },
   { additionalProperties: false, description: 'Active devices per rotation state' },
@@ -35,7 +33,7 @@ const DashboardDeviceJson = Type.Object(
     key: Type.String(),
     device_name: Type.Union([Type.String(), Type.Null()]),
     device_model_code: Type.String(),
-    rotation_state: State,
+    rotation_state: RotationStateJson,
     days_since_rotation: Type.Union([Type.Integer(), Type.Null()]),
     last_rotation_completed_at: Timestamp,
     secret_created_at: Timestamp,
