@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Compile } from 'typebox/compile';
+import { jsonMessageDecoder } from './json-message.js';
 
 /**
  * The Redis pub/sub fan-out from ingest to the api fleet: one channel per device entity id.
@@ -51,21 +51,10 @@ export const LogChannelMessageSchema = Type.Object(
 
 export type LogChannelMessage = Static<typeof LogChannelMessageSchema>;
 
-/** Compiled once: every batch on the hot path (ingest → api) is checked, and `Value.Check` re-walks the schema each time. */
-const logChannelMessageValidator = Compile(LogChannelMessageSchema);
-
 /** JSON text of one channel message (what ingest PUBLISHes). */
 export function encodeLogChannelMessage(message: LogChannelMessage): string {
   return JSON.stringify(message);
 }
 
 /** Parses and validates a channel message; undefined for anything that is not one (never throws). */
-export function decodeLogChannelMessage(raw: string | Buffer): LogChannelMessage | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  return logChannelMessageValidator.Check(value) ? (value as LogChannelMessage) : undefined;
-}
+export const decodeLogChannelMessage = jsonMessageDecoder(LogChannelMessageSchema);

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Compile } from 'typebox/compile';
+import { jsonMessageDecoder } from './json-message.js';
 
 /**
  * The `rotation-updated` broadcast between processes: any api pod or the worker PUBLISHes one
@@ -19,7 +19,7 @@ export type RotationNudgeSource = (typeof NUDGE_SOURCES)[number];
 export const RotationNudgeMessageSchema = Type.Object(
   {
     v: Type.Literal(1),
-    source: Type.Union([Type.Literal('web'), Type.Literal('worker'), Type.Literal('internal')]),
+    source: Type.Enum(NUDGE_SOURCES),
     /** Epoch ms when it was published (lag metrics). */
     at_ms: Type.Integer({ minimum: 0 }),
   },
@@ -28,23 +28,9 @@ export const RotationNudgeMessageSchema = Type.Object(
 
 export type RotationNudgeMessage = Static<typeof RotationNudgeMessageSchema>;
 
-/** Compiled once at load, like the log channel's validator. */
-const rotationNudgeValidator = Compile(RotationNudgeMessageSchema);
-
 export function encodeRotationNudge(source: RotationNudgeSource, atMs = Date.now()): string {
   return JSON.stringify({ v: 1, source, at_ms: atMs } satisfies RotationNudgeMessage);
 }
 
 /** undefined for anything that is not a nudge message (never throws). */
-export function decodeRotationNudge(raw: string | Buffer): RotationNudgeMessage | undefined {
-  const value = parseJson(raw);
-  return rotationNudgeValidator.Check(value) ? (value as RotationNudgeMessage) : undefined;
-}
-
-function parseJson(raw: string | Buffer): unknown {
-  try {
-    return JSON.parse(typeof raw === 'string' ? raw : raw.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
+export const decodeRotationNudge = jsonMessageDecoder(RotationNudgeMessageSchema);
