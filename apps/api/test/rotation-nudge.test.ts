@@ -1,13 +1,18 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
 import { decodeRotationNudge, rotationNudgeChannel, type RotationNudgeMessage } from '@iotsupport/contracts';
+import { publishRotationNudge } from '@iotsupport/forwarding';
 import { LOCAL_REDIS_URL, eventually } from '@iotsupport/testkit';
 import { buildTestApi } from './helpers.js';
 
 t.test('POST /internal/rotation-nudge: 200 {"status":"ok"} and one broadcast per call, whatever the body', async (t) => {
   const { internalServer, config } = await buildTestApi(t);
   const listener = new Redis(LOCAL_REDIS_URL);
-  t.teardown(() => listener.disconnect());
+  const sentinelPublisher = new Redis(LOCAL_REDIS_URL);
+  t.teardown(() => {
+    listener.disconnect();
+    sentinelPublisher.disconnect();
+  });
   const heard: RotationNudgeMessage[] = [];
   listener.on('message', (_channel: string, raw: string) => {
     const nudge = decodeRotationNudge(raw);
@@ -26,10 +31,13 @@ t.test('POST /internal/rotation-nudge: 200 {"status":"ok"} and one broadcast per
     t.equal(res.statusCode, 200, `body ${JSON.stringify(body.payload ?? null)} is ignored`);
     t.same(res.json(), { status: 'ok' });
   }
-  await eventually(() => heard.length === bodies.length);
+  // Published after every call answered, so it arrives after all their nudges: once it is here,
+  // a second broadcast from any call would be here too.
+  await publishRotationNudge(sentinelPublisher, config.REDIS_KEY_PREFIX, 'worker');
+  await eventually(() => heard.some((n) => n.source === 'worker'));
   t.same(
     heard.map((n) => n.source),
-    ['internal', 'internal', 'internal', 'internal'],
-    'one nudge per call, source internal',
+    ['internal', 'internal', 'internal', 'internal', 'worker'],
+    'one nudge per call, source internal (then the sentinel)',
   );
 });

@@ -50,10 +50,11 @@ export class FleetSync {
   constructor(private readonly opts: FleetSyncOptions) {}
 
   /**
-   * Asks `owner` to re-read the connection and listen to its entities; resolves on its ack or
-   * after the timeout (a dead owner's connections are re-read at take-over anyway).
+   * Asks `owner` to re-read the connection and listen to its entities; resolves on its ack, at once
+   * when no process listens on the owner's channel (it drained, died or lost that lease), or after
+   * the timeout (a frozen owner). A dead owner's connections are re-read at take-over anyway.
    */
-  async requestSync(owner: string, requestId: string, replyTo: string | null): Promise<'acked' | 'timeout'> {
+  async requestSync(owner: string, requestId: string, replyTo: string | null): Promise<'acked' | 'unheard' | 'timeout'> {
     const id = ++this.seq;
     const acked = new Promise<'acked'>((resolve) => this.waiting.set(id, () => resolve('acked')));
     let timer: NodeJS.Timeout | undefined;
@@ -61,7 +62,10 @@ export class FleetSync {
       timer = setTimeout(() => resolve('timeout'), replyTo === null ? 0 : this.opts.timeoutMs);
     });
     try {
-      await this.publish(podChannel(this.opts.prefix, owner), { t: 'sync', rid: requestId, reply: replyTo, id });
+      const listeners = await this.publish(podChannel(this.opts.prefix, owner), { t: 'sync', rid: requestId, reply: replyTo, id });
+      // On one Redis (what the apps connect to) 0 means nobody listens. On a Cluster PUBLISH counts
+      // only the node's own subscribers: there this fast path would answer before the owner listened.
+      if (listeners === 0) return 'unheard';
       const result = await Promise.race([acked, timedOut]);
       if (result === 'timeout') this.opts.logger.debug({ owner, requestId }, 'subscription sync not acknowledged in time');
       return result;
@@ -88,7 +92,8 @@ export class FleetSync {
     await this.publish(fleetChannel(this.opts.prefix), { t: 'released', instance });
   }
 
-  private async publish(channel: string, notice: FleetNotice): Promise<void> {
-    await this.opts.redis.publish(channel, JSON.stringify(notice));
+  /** Resolves with how many subscribers heard it. */
+  private async publish(channel: string, notice: FleetNotice): Promise<number> {
+    return this.opts.redis.publish(channel, JSON.stringify(notice));
   }
 }

@@ -105,7 +105,7 @@ export class Forwarding {
       onAcquired: (instance) => this.listenAsInstance(instance),
       onLost: () => {
         this.metrics.leaseLost.inc();
-        this.drop([...this.owned.all()].map((o) => o.requestId), 'fenced');
+        this.dropAll();
       },
     });
     this.keeper = new OwnershipKeeper({
@@ -161,7 +161,7 @@ export class Forwarding {
     });
     this.draining = true;
     const instance = this.lease.instance;
-    this.drop([...this.owned.all()].map((o) => o.requestId), 'fenced');
+    this.dropAll();
     await this.lease.release().catch((err: Error) => this.opts.logger.warn({ err: err.message }, 'lease release failed; it will run out'));
     if (instance !== null) await this.sync.released(instance).catch(() => undefined);
   }
@@ -192,8 +192,8 @@ export class Forwarding {
       const owner = await this.store.ownerOf(requestId);
       if (owner === null) return; // whoever takes it reads its subscriptions then
       if (owner === this.lease.instance) return await this.refresh(requestId);
-      const deadline = await this.opts.redis.zscore(this.store.keys.pods, owner);
-      if (deadline === null || Number(deadline) < Date.now()) return; // dead: the take-over reads them
+      // A dead owner is not asked first: nobody hears the notice (answered at once) or it never
+      // acks (bounded by the timeout); whoever takes its connections over reads them then.
       await this.sync.requestSync(owner, requestId, this.lease.instance);
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message, requestId }, 'subscription sync failed; the owner reconciles');
@@ -249,6 +249,12 @@ export class Forwarding {
     const owned = this.owned.byToken(token);
     if (this.draining || !owned || performance.now() < owned.sendableAt) return null;
     return this.lease.remainingMs();
+  }
+
+  /** Stops sending to every owned connection (lease lost, shutdown): what is queued is fenced. */
+  private dropAll(): void {
+    for (const owned of this.owned.clear()) this.gateway.discard(owned.token, 'fenced');
+    this.metrics.ownedConnections.set(this.owned.size);
   }
 
   private drop(requestIds: string[], reason: 'discarded' | 'fenced'): void {

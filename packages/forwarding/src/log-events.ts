@@ -7,30 +7,30 @@ const BUDGET = eventDataBudget(DEVICE_LOGS_EVENT);
  * One ingest batch → the `data` of its `device-logs` events:
  * `{"device_entity_id":"<eid>","logs":[doc, ...]}`, single-line JSON, split so every
  * `/internal/send` body (token, event name, the JSON-escaped data and a possible `dropped` marker)
- * stays under 100 kB. Docs keep their order across the pieces. Built once per batch and shared by
- * every watching connection.
+ * stays under 100 kB. Docs keep their order across the pieces. Built once per batch; the fan-out
+ * prepares (serialises) each event once and shares it with every watching connection.
  *
  * Sizes add up exactly: JSON escaping works character by character, so the escaped size of the
  * whole is the sum of the escaped sizes of its parts.
  */
-export function deviceLogEventData(entityId: string, docs: readonly Record<string, unknown>[], budget = BUDGET, onTruncated?: () => void): string[] {
+export function deviceLogEventData(entityId: string, docs: readonly Record<string, unknown>[], onTruncated?: () => void): string[] {
   const head = `{"device_entity_id":${JSON.stringify(entityId)},"logs":[`;
   const tail = ']}';
   const frame = escapedDataBytes(head) + escapedDataBytes(tail);
-  if (frame >= budget) return []; // an entity id of ~100 kB: nothing can be framed for it
+  if (frame >= BUDGET) return []; // an entity id of ~100 kB: nothing can be framed for it
   const out: string[] = [];
   let pieces: string[] = [];
   let bytes = frame;
   for (const doc of docs) {
     let json = JSON.stringify(doc);
     let size = escapedDataBytes(json);
-    if (frame + size > budget) {
-      json = truncatedDoc(doc, json, budget - frame);
+    if (frame + size > BUDGET) {
+      json = truncatedDoc(doc, json, BUDGET - frame);
       size = escapedDataBytes(json);
       onTruncated?.();
     }
     const extra = size + (pieces.length > 0 ? 1 : 0); // the comma
-    if (pieces.length > 0 && bytes + extra > budget) {
+    if (pieces.length > 0 && bytes + extra > BUDGET) {
       out.push(head + pieces.join(',') + tail);
       pieces = [];
       bytes = frame;

@@ -1,12 +1,12 @@
 import { LRUCache } from 'lru-cache';
 import { decodeLogChannelMessage, decodeRotationNudge } from '@iotsupport/contracts';
-import type { GatewayClient, SendOutcome } from '@iotsupport/gateway-client';
+import { prepareEvent, type GatewayClient, type PreparedEvent, type SendOutcome } from '@iotsupport/gateway-client';
 import type { Logger } from '@iotsupport/observability';
 import { DEVICE_LOGS_EVENT, deviceLogEventData } from './log-events.js';
 import type { ForwardingMetrics } from './metrics.js';
 import type { Owned, OwnedConnections } from './owned-connections.js';
 
-export const ROTATION_UPDATED_EVENT = 'rotation-updated';
+const ROTATION_UPDATED = prepareEvent({ name: 'rotation-updated', data: '{}' });
 
 /**
  * How long a batch id is remembered per entity. Ingest republishes a batch only after a crash and
@@ -53,11 +53,12 @@ export class LogFanout {
       return;
     }
     this.metrics.batches.inc({ result: 'forwarded' });
-    const events = deviceLogEventData(entityId, message.docs, undefined, () => this.metrics.truncatedDocs.inc());
+    // Checked and serialised here, once per batch: each watcher's body only pastes them in.
+    const events = deviceLogEventData(entityId, message.docs, () => this.metrics.truncatedDocs.inc()).map((data) => prepareEvent({ name: DEVICE_LOGS_EVENT, data }));
     const receivedAt = message.received_at_ms;
     for (const conn of watchers) {
-      for (const data of events) {
-        void this.send(conn, DEVICE_LOGS_EVENT, data).then((outcome) => {
+      for (const event of events) {
+        void this.send(conn, event).then((outcome) => {
           this.metrics.deviceLogEvents.inc({ status: outcome.status });
           if (outcome.status === 'ok') this.metrics.ingestToAck.observe(Math.max(0, Date.now() - receivedAt) / 1000);
         });
@@ -72,10 +73,10 @@ export class LogFanout {
       return;
     }
     this.metrics.nudges.inc({ source: nudge.source });
-    for (const conn of this.owned.all()) void this.send(conn, ROTATION_UPDATED_EVENT, '{}');
+    for (const conn of this.owned.all()) void this.send(conn, ROTATION_UPDATED);
   }
 
-  private send(conn: Owned, name: string, data: string): Promise<SendOutcome> {
-    return this.gateway.send(conn.token, { name, data }, { service: name, gatewayUrl: conn.gateway, fenced: true });
+  private send(conn: Owned, event: PreparedEvent): Promise<SendOutcome> {
+    return this.gateway.send(conn.token, event, { service: event.name, gatewayUrl: conn.gateway, fenced: true });
   }
 }

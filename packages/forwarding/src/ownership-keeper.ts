@@ -127,8 +127,18 @@ export class OwnershipKeeper {
       this.opts.metrics.takeovers.inc({ action: 'close' }, close.length);
       const released = taken.deadInfo?.released_at !== undefined;
       if (adopt.length > 0) await this.adopt(adopt, 'takeover', released ? 0 : this.graceMs);
-      await Promise.all(close.map((c) => this.opts.closeForeign(c)));
+      for (const conn of close) this.closeInBackground(conn);
     }
+  }
+
+  /**
+   * Not awaited: with the dead pod's gateway unreachable each close takes every retry's timeout, and
+   * the take-over pass (one at a time) would keep the next dead pod's connections waiting meanwhile.
+   */
+  private closeInBackground(conn: OwnedConnection): void {
+    this.opts.closeForeign(conn).catch((err: Error) =>
+      this.opts.logger.warn({ err: err.message, requestId: conn.requestId }, 'closing a dead pod’s connection at its gateway failed'),
+    );
   }
 
   /** Re-reads every owned connection through take-connections: what comes back is ours, with its entities. */

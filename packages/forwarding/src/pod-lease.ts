@@ -18,7 +18,7 @@ export interface PodLeaseOptions {
   /** A new instance holds a lease (at start, and after a lost one). */
   onAcquired(instance: string): void | Promise<void>;
   /** The lease ran out in Redis: stop sending at once and forget everything owned. */
-  onLost(instance: string): void;
+  onLost(): void;
 }
 
 /**
@@ -101,7 +101,7 @@ export class PodLease {
         this.opts.logger.warn({ instance }, 'ownership lease lost: dropping every owned connection');
         this.current = null;
         this.validUntil = 0;
-        this.opts.onLost(instance);
+        this.opts.onLost();
         await this.acquire();
       }
     } catch (err) {

@@ -234,6 +234,32 @@ t.test('per-pod topology: a dead pod’s connections are closed at its gateway s
   t.equal(await metricValue(fleet.pods[1]!.metrics, 'sse_ownership_takeovers_total', { action: 'close' }), 1);
 });
 
+t.test('per-pod topology: a dead pod’s gateway that never answers the close does not hold up the next take-over', async (t) => {
+  const fleet = await startFleet(t, { pods: 3, topology: 'per-pod' });
+  const streams: SseClient[] = [];
+  for (let i = 0; i < 3; i++) streams.push(await fleet.open(`g${i}`, i));
+  // Gateway 0 dies with its pod but its address still takes connections and never answers: every
+  // close sent there hangs (in production, until each retry's timeout).
+  const unanswering = fleet.gateways[0]!.url;
+  for (const pod of fleet.pods.slice(1)) {
+    const gateway = pod.forwarding.gateway;
+    const close = gateway.close.bind(gateway);
+    gateway.close = (token, options = {}) => (options.gatewayUrl === unanswering ? new Promise(() => undefined) : close(token, options));
+  }
+  fleet.partition(fleet.pods[0]!);
+  const closesOf = (i: number) => metricValue(fleet.pods[i]!.metrics, 'sse_ownership_takeovers_total', { action: 'close' });
+  await eventually(async () => (await closesOf(1)) + (await closesOf(2)) === 1);
+  const taker = (await closesOf(1)) === 1 ? 1 : 2;
+  const next = 3 - taker;
+  t.notOk(streams[0]!.isEnded, 'the close at the unanswering gateway is still pending');
+
+  fleet.partition(fleet.pods[next]!);
+  await eventually(() => streams[next]!.isEnded, 10_000);
+  t.pass('the next dead pod’s stream was closed at its gateway meanwhile');
+  t.equal(await closesOf(taker), 2);
+  t.notOk(streams[taker]!.isEnded, 'the live pod’s own connection is untouched');
+});
+
 t.test('owners probe their connections: a gateway that lost them (crash, no callbacks) answers 404 and the state goes', async (t) => {
   const fleet = await startFleet(t, { pods: 2, config: { CONNECTION_PROBE_INTERVAL_SECONDS: 1 } });
   for (const rid of ['p1', 'p2', 'p3']) {

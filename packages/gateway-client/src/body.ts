@@ -21,12 +21,39 @@ export interface GatewayEvent {
   data: string;
 }
 
-/** The exact `/internal/send` body (protocol page), serialised once. */
-export function encodeSendBody(token: string, event: GatewayEvent | undefined, close: boolean): string {
-  const body: { token: string; event?: GatewayEvent; close?: boolean } = { token };
-  if (event) body.event = event.name === undefined ? { data: event.data } : { name: event.name, data: event.data };
-  if (close) body.close = true;
-  return JSON.stringify(body);
+/**
+ * An event checked and JSON-serialised once, sendable to any number of connections: a batch of logs
+ * fanned out to every watcher is escaped and measured once, not once per watcher.
+ */
+export class PreparedEvent implements GatewayEvent {
+  /** Use prepareEvent(): only a checked event is one. */
+  private constructor(
+    readonly name: string | undefined,
+    readonly data: string,
+    /** The `event` member of the send body: `{"name":…,"data":…}`. */
+    readonly json: string,
+    /** UTF-8 bytes of `json`. */
+    readonly bytes: number,
+  ) {}
+
+  /** No checks: for prepareEvent() after its own, and for a checked event given a dropped marker. */
+  static serialise(name: string | undefined, data: string): PreparedEvent {
+    const json = JSON.stringify(name === undefined ? { data } : { name, data });
+    return new PreparedEvent(name, data, json, Buffer.byteLength(json));
+  }
+}
+
+/** Bytes of `{"token":` + `,"event":` + `}` around the token's and the event's JSON. */
+const BODY_FRAME_BYTES = '{"token":,"event":}'.length;
+
+/**
+ * The exact `/internal/send` body (protocol page), assembled from already serialised parts: the
+ * same bytes as `JSON.stringify({ token, event, close })` with `close` only when true.
+ */
+export function sendBody(tokenJson: string, event: PreparedEvent | undefined, close: boolean): string {
+  let body = '{"token":' + tokenJson;
+  if (event) body += ',"event":' + event.json;
+  return body + (close ? ',"close":true}' : '}');
 }
 
 /**
@@ -42,24 +69,27 @@ export function escapedDataBytes(data: string): number {
  * MAX_TOKEN_LENGTH and with a dropped marker added, stays within MAX_SEND_BODY_BYTES.
  */
 export function eventDataBudget(name: string | undefined): number {
-  const overhead = Buffer.byteLength(encodeSendBody('x'.repeat(MAX_TOKEN_LENGTH), { name, data: '' }, false));
+  const overhead = Buffer.byteLength(sendBody(JSON.stringify('x'.repeat(MAX_TOKEN_LENGTH)), PreparedEvent.serialise(name, ''), false));
   return MAX_SEND_BODY_BYTES - overhead - DROPPED_MARKER_RESERVE_BYTES;
 }
 
-/**
- * Enqueue-time checks: reserved names, single-line JSON object text, size with room for the marker.
- * Returns the encoded body (without `close`), so it is serialised once.
- */
-export function validateEvent(token: string, event: GatewayEvent): string {
+/** Checks an event once (reserved names, single-line JSON object text) and serialises it. */
+export function prepareEvent(event: GatewayEvent): PreparedEvent {
+  if (event instanceof PreparedEvent) return event;
   if (event.name !== undefined && RESERVED_NAMES.has(event.name)) throw new GatewayReservedEventNameError(event.name);
   const { data } = event;
   if (!data.startsWith('{') || !data.endsWith('}')) throw new GatewayEventDataError('must be the JSON text of an object');
   if (/[\r\n]/.test(data)) throw new GatewayEventDataError('must be a single line');
-  const body = encodeSendBody(token, event, false);
-  // Every character takes at least one byte: only bodies that might be too large are measured.
-  const bytes = (body.length * 3 > MAX_SEND_BODY_BYTES ? Buffer.byteLength(body) : body.length) + DROPPED_MARKER_RESERVE_BYTES;
+  return PreparedEvent.serialise(event.name, data);
+}
+
+/**
+ * Send-time check: the event's body for this token, with room for a dropped marker, is within the
+ * limit. Sizes only add up: nothing is serialised again.
+ */
+export function checkBodySize(tokenJson: string, event: PreparedEvent): void {
+  const bytes = BODY_FRAME_BYTES + Buffer.byteLength(tokenJson) + event.bytes + DROPPED_MARKER_RESERVE_BYTES;
   if (bytes > MAX_SEND_BODY_BYTES) throw new GatewayBodyTooLargeError(bytes, MAX_SEND_BODY_BYTES);
-  return body;
 }
 
 /**

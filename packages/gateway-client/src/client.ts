@@ -1,14 +1,11 @@
 import Denque from 'denque';
-import { validateEvent, type GatewayEvent } from './body.js';
+import { checkBodySize, prepareEvent, type GatewayEvent } from './body.js';
 import { ConnectionQueues, type Connection, type NewItem } from './connection-queues.js';
 import { gatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { GatewayTransport, retryDelayMs } from './transport.js';
 import type { GatewayClientOptions, SendOptions, SendOutcome } from './types.js';
 
 export type { GatewayClientOptions, SendOptions, SendOutcome, SendStatus } from './types.js';
-
-/** Encoded bodies up to this size are kept from validation to the send; larger ones are re-encoded. */
-const KEEP_BODY_CHARS = 4096;
 
 /**
  * The pooled, bounded, per-connection-ordered sender to the gateway's `POST /internal/send`.
@@ -45,10 +42,16 @@ export class GatewayClient {
     this.transport.poolFor(opts.baseUrl);
   }
 
-  /** Queues one event for the connection. Throws on a reserved name, non-object data or an oversize body. */
+  /**
+   * Queues one event for the connection. Throws on a reserved name, non-object data or an oversize
+   * body. An event from prepareEvent() is not checked or serialised again: one event sent to many
+   * connections costs its serialisation once.
+   */
   send(token: string, event: GatewayEvent, options: SendOptions = {}): Promise<SendOutcome> {
-    const body = validateEvent(token, event);
-    const conn = this.queues.open(token);
+    const prepared = prepareEvent(event);
+    const tokenJson = this.queues.get(token)?.tokenJson ?? JSON.stringify(token);
+    checkBodySize(tokenJson, prepared);
+    const conn = this.queues.open(token, tokenJson);
     const service = options.service ?? event.name ?? 'message';
     if (this.destroyed || conn.closing) {
       this.metrics.dropped.inc({ service, reason: 'discarded' });
@@ -60,15 +63,15 @@ export class GatewayClient {
       return Promise.resolve({ status: 'dropped', attempts: 0 });
     }
     const droppedBefore = this.queues.takePendingDropped(conn);
-    // A large body is not kept: a slow connection's queue would hold a private copy of each.
-    return this.push(conn, { kind: 'event', event, service, ...this.target(options), droppedBefore, body: body.length <= KEEP_BODY_CHARS ? body : undefined });
+    // The queue holds the shared event; its body is assembled (not serialised) at each attempt.
+    return this.push(conn, { kind: 'event', event: prepared, service, ...this.target(options), droppedBefore });
   }
 
   /** An empty send: 200 if the gateway still holds the connection, 404 (→ `onGone`) if not. Not limited by the queue. */
   probe(token: string, options: SendOptions = {}): Promise<SendOutcome> {
     const conn = this.queues.open(token);
     if (this.destroyed || conn.closing) return Promise.resolve({ status: 'discarded', attempts: 0 });
-    return this.push(conn, { kind: 'probe', event: undefined, service: options.service ?? 'probe', ...this.target(options), droppedBefore: 0, body: undefined });
+    return this.push(conn, { kind: 'probe', event: undefined, service: options.service ?? 'probe', ...this.target(options), droppedBefore: 0 });
   }
 
   /**
@@ -76,12 +79,14 @@ export class GatewayClient {
    * gateway calls our disconnect callback before it answers. Nothing queued later is sent.
    */
   close(token: string, options: SendOptions & { event?: GatewayEvent } = {}): Promise<SendOutcome> {
-    if (options.event) validateEvent(token, options.event);
-    const conn = this.queues.open(token);
+    const event = options.event ? prepareEvent(options.event) : undefined;
+    const tokenJson = this.queues.get(token)?.tokenJson ?? JSON.stringify(token);
+    if (event) checkBodySize(tokenJson, event);
+    const conn = this.queues.open(token, tokenJson);
     if (this.destroyed || conn.closing) return Promise.resolve({ status: 'discarded', attempts: 0 });
     conn.closing = true;
-    const droppedBefore = options.event ? conn.pendingDropped : 0;
-    return this.push(conn, { kind: 'close', event: options.event, service: options.service ?? 'close', ...this.target(options), droppedBefore, body: undefined });
+    const droppedBefore = event ? conn.pendingDropped : 0;
+    return this.push(conn, { kind: 'close', event, service: options.service ?? 'close', ...this.target(options), droppedBefore });
   }
 
   /**
@@ -102,6 +107,11 @@ export class GatewayClient {
   /** Events queued on this pod, the ones in flight included. */
   get queueDepth(): number {
     return this.queues.queued;
+  }
+
+  /** Connections this client keeps state for: ones with something queued or a drop still to report. */
+  get trackedConnections(): number {
+    return this.queues.size;
   }
 
   /** Events waiting for one connection (not counting the one in flight). */
@@ -163,7 +173,7 @@ export class GatewayClient {
     if (fenceMs === null || fenceMs < this.minFenceMs) {
       // Not ours (any more): this item is never sent; the next one is judged on its own.
       this.queues.finishHead(conn, { status: 'fenced', attempts: 0 }, 'fenced');
-      if (item.kind !== 'probe') this.metrics.dropped.inc({ service: item.service, reason: 'fenced' });
+      if (item.event !== undefined) this.metrics.dropped.inc({ service: item.service, reason: 'fenced' });
       this.settleConnection(conn);
       this.pump();
       return;
@@ -174,7 +184,7 @@ export class GatewayClient {
     this.metrics.inFlight.inc();
     item.attempts += 1;
     const timeoutMs = Math.max(1, Math.floor(Math.min(this.opts.timeoutMs, fenceMs - this.minFenceMs / 2)));
-    const result = await this.transport.post(conn.token, item, timeoutMs);
+    const result = await this.transport.post(conn.tokenJson, item, timeoutMs);
     this.active -= 1;
     this.metrics.inFlight.dec();
 
@@ -206,7 +216,8 @@ export class GatewayClient {
       const outcome: SendOutcome = { status, attempts: item.attempts };
       if (result.status !== undefined) outcome.httpStatus = result.status;
       this.queues.finishHead(conn, outcome, status);
-      if (item.kind !== 'probe') {
+      // Only a lost event is a drop the browser must hear of; a failed probe or bare close lost nothing.
+      if (item.event !== undefined) {
         this.metrics.dropped.inc({ service: item.service, reason: status === 'rejected' ? 'rejected' : 'retries_exhausted' });
         this.queues.carryDrop(conn, 1 + item.droppedBefore);
       }

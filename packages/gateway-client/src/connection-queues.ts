@@ -16,6 +16,8 @@ export type NewItem = Omit<Item, 'attempts' | 'resolve' | 'bytes' | 'waitingCoun
 
 export interface Connection {
   token: string;
+  /** The token as JSON text, as every body of the connection starts with it. */
+  tokenJson: string;
   items: Denque<Item>;
   /** An attempt is in flight or waiting out a retry delay: the next item must wait (FIFO). */
   busy: boolean;
@@ -56,15 +58,20 @@ export class ConnectionQueues {
     return this.queuedItems;
   }
 
+  /** Connections with state here (a queue, or a gap still to report). */
+  get size(): number {
+    return this.connections.size;
+  }
+
   get(token: string): Connection | undefined {
     return this.connections.get(token);
   }
 
   /** The connection's queue, created on first use. */
-  open(token: string): Connection {
+  open(token: string, tokenJson = JSON.stringify(token)): Connection {
     let conn = this.connections.get(token);
     if (!conn) {
-      conn = { token, items: new Denque<Item>(), busy: false, scheduled: false, pendingDropped: 0, closing: false, retryTimer: undefined, waitingBytes: 0 };
+      conn = { token, tokenJson, items: new Denque<Item>(), busy: false, scheduled: false, pendingDropped: 0, closing: false, retryTimer: undefined, waitingBytes: 0 };
       this.connections.set(token, conn);
     }
     return conn;
@@ -136,7 +143,7 @@ export class ConnectionQueues {
       this.unwait(conn, item);
       this.queuedItems -= 1;
       this.metrics.queueDepth.dec();
-      if (item.kind !== 'probe') this.metrics.dropped.inc({ service: item.service, reason });
+      if (item.event !== undefined) this.metrics.dropped.inc({ service: item.service, reason });
       item.resolve({ status, attempts: item.attempts });
       n += 1;
     }
@@ -156,9 +163,13 @@ export class ConnectionQueues {
     if (this.isCurrent(conn)) this.connections.delete(conn.token);
   }
 
-  /** Forgets an idle connection that has nothing left to report. */
+  /**
+   * Forgets an idle connection that has nothing left to report. A closing one never sends again, so
+   * a gap it still holds has nobody to go to: without this, every close that failed (gateway
+   * unreachable) would keep its entry for good.
+   */
   releaseIfIdle(conn: Connection): void {
-    if (conn.items.isEmpty() && !conn.busy && conn.pendingDropped === 0 && this.isCurrent(conn)) {
+    if (conn.items.isEmpty() && !conn.busy && (conn.pendingDropped === 0 || conn.closing) && this.isCurrent(conn)) {
       this.connections.delete(conn.token);
     }
   }

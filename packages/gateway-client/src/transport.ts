@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { encodeSendBody, withDroppedMarker, type GatewayEvent } from './body.js';
+import { PreparedEvent, sendBody, withDroppedMarker } from './body.js';
 import { AttemptDeadlines } from './deadlines.js';
 import type { GatewayMetrics } from './metrics.js';
 
@@ -8,13 +8,11 @@ export type ItemKind = 'event' | 'probe' | 'close';
 /** What one attempt sends: an event, an empty probe, or a close (with or without a last event). */
 export interface SendRequest {
   kind: ItemKind;
-  event: GatewayEvent | undefined;
+  event: PreparedEvent | undefined;
   service: string;
   gatewayUrl: string;
   /** Events lost just before this one; written into its payload as `dropped`. */
   droppedBefore: number;
-  /** The body as validated (small events only); re-encoded when a `dropped` marker is added. */
-  body: string | undefined;
 }
 
 /** How one attempt ended, as far as retrying is concerned. */
@@ -38,6 +36,8 @@ export function retryDelayMs(baseMs: number, attempts: number): number {
  */
 export class GatewayTransport {
   private readonly pools = new Map<string, Pool>();
+  /** Pool and path per gateway URL as callers give it: parsed once, not at every attempt. */
+  private readonly targets = new Map<string, { pool: Pool; path: string }>();
   private readonly deadlines = new AttemptDeadlines();
 
   constructor(
@@ -46,12 +46,10 @@ export class GatewayTransport {
   ) {}
 
   /** One attempt; never rejects. */
-  async post(token: string, item: SendRequest, timeoutMs: number): Promise<AttemptResult> {
-    let body = item.body;
-    if (body === undefined || item.droppedBefore > 0) {
-      const event = item.event && item.droppedBefore > 0 ? { ...item.event, data: withDroppedMarker(item.event.data, item.droppedBefore) } : item.event;
-      body = encodeSendBody(token, event, item.kind === 'close');
-    }
+  async post(tokenJson: string, item: SendRequest, timeoutMs: number): Promise<AttemptResult> {
+    // Only an event after a gap is serialised again (with its marker); others are pasted as they are.
+    const event = item.event && item.droppedBefore > 0 ? PreparedEvent.serialise(item.event.name, withDroppedMarker(item.event.data, item.droppedBefore)) : item.event;
+    const body = sendBody(tokenJson, event, item.kind === 'close');
     const { pool, path } = this.poolFor(item.gatewayUrl);
     const stopTimer = this.metrics.duration.startTimer({ service: item.service });
     const deadline = this.deadlines.start(timeoutMs);
@@ -78,19 +76,24 @@ export class GatewayTransport {
   }
 
   poolFor(gatewayUrl: string): { pool: Pool; path: string } {
-    const url = new URL(gatewayUrl);
-    const path = `${url.pathname.replace(/\/+$/, '')}/internal/send`;
-    let pool = this.pools.get(url.origin);
-    if (!pool) {
-      // Keep-alive connections, one request each at a time (the gateway answers in order anyway).
-      pool = new Pool(url.origin, { connections: this.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
-      this.pools.set(url.origin, pool);
+    let target = this.targets.get(gatewayUrl);
+    if (!target) {
+      const url = new URL(gatewayUrl);
+      let pool = this.pools.get(url.origin);
+      if (!pool) {
+        // Keep-alive connections, one request each at a time (the gateway answers in order anyway).
+        pool = new Pool(url.origin, { connections: this.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+        this.pools.set(url.origin, pool);
+      }
+      target = { pool, path: `${url.pathname.replace(/\/+$/, '')}/internal/send` };
+      this.targets.set(gatewayUrl, target);
     }
-    return { pool, path };
+    return target;
   }
 
   async destroy(): Promise<void> {
     await Promise.all([...this.pools.values()].map((p) => p.destroy()));
     this.pools.clear();
+    this.targets.clear();
   }
 }

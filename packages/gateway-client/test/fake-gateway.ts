@@ -11,6 +11,8 @@ export interface ReceivedSend {
   event?: { name?: string; data: string };
   close?: boolean;
   bytes: number;
+  /** The body exactly as it arrived. */
+  raw: string;
 }
 
 export interface FakeGateway {
@@ -48,6 +50,7 @@ export async function startFakeGateway(): Promise<FakeGateway> {
       const raw = Buffer.concat(chunks);
       const body = JSON.parse(raw.toString('utf8')) as ReceivedSend;
       body.bytes = raw.length;
+      Object.defineProperty(body, 'raw', { value: raw.toString('utf8'), enumerable: false }); // kept out of t.same comparisons
       open += 1;
       maxOpen = Math.max(maxOpen, open);
       const answer = () => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Registry } from 'prom-client';
-import { eventually } from '@iotsupport/testkit';
+import { eventually, freePort } from '@iotsupport/testkit';
 import {
   GatewayBodyTooLargeError,
   GatewayClient,
@@ -8,6 +8,7 @@ import {
   GatewayReservedEventNameError,
   MAX_SEND_BODY_BYTES,
   eventDataBudget,
+  prepareEvent,
   type GatewayClientOptions,
 } from '../src/index.js';
 import { startFakeGateway, type FakeGateway } from './fake-gateway.js';
@@ -213,3 +214,43 @@ t.test('a queue is bounded in bytes too: large events fill it sooner, an empty q
   t.same(payloads(gateway, 'big').map((p) => [p.seq, p.dropped]), [[0, undefined], [1, undefined], [2, undefined], [6, 3]]);
 });
 
+
+t.test('closes that fail (gateway unreachable) count no dropped event and leave no connection state behind', async (t) => {
+  const registry = new Registry();
+  // Nothing listens on this port: every attempt is refused.
+  const client = new GatewayClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, concurrency: 4, timeoutMs: 500, retries: 1, queueLimit: 100, registry, retryBaseDelayMs: 5 });
+  t.teardown(() => client.destroy());
+
+  t.same(await client.send('lost', event(0)), { status: 'failed', attempts: 2 });
+  t.equal(await metricValue(registry, 'sse_gateway_events_dropped_total'), 1, 'a lost event is a drop');
+
+  const tokens = ['lost', ...Array.from({ length: 20 }, (_, i) => `c${i}`)];
+  const outcomes = await Promise.all(tokens.map((token) => client.close(token)));
+  t.same(outcomes.map((o) => o.status), tokens.map(() => 'failed'), 'every close failed');
+  t.equal(await metricValue(registry, 'sse_gateway_events_dropped_total'), 1, 'a close without an event is not a dropped event');
+  t.equal(await metricValue(registry, 'sse_gateway_send_queue_depth'), 0);
+  t.equal(client.trackedConnections, 0, 'nothing is kept for connections that were closed, even unsuccessfully');
+});
+
+t.test('every body is exactly the protocol JSON; a prepared event goes to many connections unchanged', async (t) => {
+  const { gateway, client } = await setup(t);
+  const data = JSON.stringify({ msg: 'é "quoted" \\ back 😀 \u2028', n: 1 });
+  const shared = prepareEvent({ name: 'device-logs', data });
+  const tokens = ['a', 'b', 'tök"\\'];
+  for (const token of tokens) t.equal((await client.send(token, shared)).status, 'ok');
+  await client.send('a', { data: '{}' });
+  await client.probe('a');
+  await client.close('b', { event: { name: 'bye', data: '{"x":1}' } });
+  await client.close('a');
+  const expected = [
+    ...tokens.map((token) => ({ token, event: { name: 'device-logs', data } })),
+    { token: 'a', event: { data: '{}' } },
+    { token: 'a' },
+    { token: 'b', event: { name: 'bye', data: '{"x":1}' }, close: true },
+    { token: 'a', close: true },
+  ];
+  t.same(gateway.received.map((r) => r.raw), expected.map((body) => JSON.stringify(body)), 'byte for byte what JSON.stringify of the protocol body gives');
+  t.same(gateway.received.map((r) => r.bytes), expected.map((body) => Buffer.byteLength(JSON.stringify(body))));
+  t.throws(() => prepareEvent({ name: 'rejected', data: '{}' }), GatewayReservedEventNameError, 'a prepared event is checked like any other');
+  t.throws(() => prepareEvent({ data: 'null' }), GatewayEventDataError);
+});
