@@ -278,6 +278,8 @@ t.test('timeout: previous secret restored, device TIMEOUT, a later retry succeed
   // The worker's tick expires A after ROTATION_TIMEOUT_SECONDS and starts B (QUEUED goes before TIMEOUT).
   await eventually(async () => (await api('GET', `/api/devices/${a.device.id}`)).body.rotation_state === 'TIMEOUT', (TIMEOUT_SECONDS + 10) * 1000, 100);
   t.equal(await store.currentSecret(a.device.id, box), original, 'the secret from before the attempt is restored');
+  // The tick commits the timeout, then starts B in its own transaction: wait for that second step.
+  await eventually(async () => (await api('GET', '/api/rotation/status')).body.pending_device_id !== null, 10_000, 100);
   t.equal((await api('GET', '/api/rotation/status')).body.pending_device_id, b.device.id);
   const dashboard = (await api('GET', '/api/rotation/dashboard')).body;
   t.same(dashboard.warning.map((d: { id: number }) => d.id), [a.device.id], 'the dashboard lists it under warning');
