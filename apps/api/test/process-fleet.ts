@@ -29,8 +29,8 @@ import {
 /**
  * A real fleet for forwarding's must-show tests and benchmarks: api pods as separate processes
  * (`node apps/api/dist/src/main.js`, own ports, one shared Redis prefix and database), the SSE
- * Gateway stand-in whose callbacks a balancer hands to a random live pod, and an optional proxy in
- * front of the stand-in's `/internal/send` that answers slowly for chosen tokens (a slow browser).
+ * Gateway stand-in whose callbacks a balancer hands to a random live pod; the stand-in answers
+ * `/internal/send` slowly for chosen tokens (a slow browser).
  */
 export const CALLBACK_SECRET = 'fleet-secret';
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
@@ -54,7 +54,7 @@ export interface ProcessFleet {
   /** The gateway's CALLBACK_URL (the balancer), for a gateway run outside the fleet (benchmarks). */
   callbackUrl: string;
   gateway: GatewayStandin;
-  /** Tokens whose `/internal/send` answers the proxy delays by `slowDelayMs`. */
+  /** Tokens whose `/internal/send` the gateway stand-in holds back by `slowDelayMs`. */
   slowTokens: Set<string>;
   /** Tokens whose disconnect callback never reaches a pod (the balancer answers it itself). */
   lostCallbacks: Set<string>;
@@ -139,28 +139,10 @@ export async function startProcessFleet(t: Teardown, options: ProcessFleetOption
   });
   const balancerPort = await listenOnLoopback(balancer);
   const callbackUrl = `http://127.0.0.1:${balancerPort}/api/sse/callback?secret=${CALLBACK_SECRET}`;
-  const gateway = await startGatewayStandin({ callbackUrl });
-
-  // The pods' SSE_GATEWAY_URL: a pass-through to the stand-in that delays answers for slow tokens.
+  // Slow tokens: the stand-in holds their sends back (a slow browser connection behind the gateway).
   const slowTokens = new Set<string>();
-  const proxy = createServer((req, res) => {
-    void readRequestBody(req).then((body) => {
-      let token = '';
-      try {
-        token = (JSON.parse(body.toString('utf8')) as { token?: string }).token ?? '';
-      } catch {
-        // not JSON: pass it on, the stand-in answers it
-      }
-      const pass = () =>
-        forward(`${gateway.url}${req.url ?? '/'}`, req.method ?? 'POST', body, req.headers['content-type'] ?? '').then(
-          (answer) => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body),
-          () => res.destroy(),
-        );
-      if (slowTokens.has(token)) setTimeout(() => void pass(), options.slowDelayMs ?? 300);
-      else void pass();
-    });
-  });
-  const proxyUrl = `http://127.0.0.1:${await listenOnLoopback(proxy)}`;
+  const gateway = await startGatewayStandin({ callbackUrl, sendDelayMs: (token) => (slowTokens.has(token) ? (options.slowDelayMs ?? 300) : 0) });
+
 
   const testDb = await createTestDatabase();
   const admin = createDb(testDb.url);
@@ -218,7 +200,7 @@ export async function startProcessFleet(t: Teardown, options: ProcessFleetOption
         DATABASE_URL: testDb.url,
         MQTT_URL: LOCAL_MQTT_URL,
         MQTT_TOPIC_PREFIX: topicPrefix,
-        SSE_GATEWAY_URL: proxyUrl,
+        SSE_GATEWAY_URL: gateway.url,
         SSE_CALLBACK_SECRET: CALLBACK_SECRET,
         SHUTDOWN_DRAIN_SECONDS: '0',
         GRACEFUL_SHUTDOWN_TIMEOUT: '15',
@@ -266,10 +248,8 @@ export async function startProcessFleet(t: Teardown, options: ProcessFleetOption
     for (const pod of pods.filter((p) => p.alive)) pod.child.kill('SIGKILL');
     await Promise.all(pods.map((p) => p.exited));
     await gateway.stop();
-    for (const server of [balancer, proxy]) {
-      server.closeAllConnections();
-      server.close();
-    }
+    balancer.closeAllConnections();
+    balancer.close();
     await admin.close();
     await testDb.drop();
     await deleteRedisPrefix(redis, prefix);

@@ -1,4 +1,4 @@
-import { createServer, request as httpRequest, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { encodeLogChannelMessage, logChannelName } from '@iotsupport/contracts';
@@ -27,7 +27,7 @@ export interface Fleet {
   /** The (first) gateway stand-in; per-pod topology: `gateways[i]` is pod i's. */
   gateway: GatewayStandin;
   gateways: GatewayStandin[];
-  /** Where pods send (the stand-in, or a delaying proxy in front of it). */
+  /** Where pods send (the shared stand-in). */
   sendUrl: string;
   pods: Pod[];
   publisher: Redis;
@@ -56,27 +56,6 @@ interface Teardown {
 }
 
 
-
-/** Forwards /internal/send to the stand-in, holding back the answer for slow tokens. */
-async function startDelayingProxy(target: string, slowTokens: Set<string>, delayMs: number): Promise<{ url: string; server: Server }> {
-  const server = createServer((req, res) => {
-    void readRequestBody(req).then((body) => {
-      const token = (JSON.parse(body.toString('utf8')) as { token?: string }).token ?? '';
-      const forward = () => {
-        const out = httpRequest(`${target}${req.url ?? '/'}`, { method: req.method, headers: { 'content-type': 'application/json' } }, (answer) => {
-          res.writeHead(answer.statusCode ?? 502, { 'content-type': answer.headers['content-type'] ?? 'application/json' });
-          answer.pipe(res);
-        });
-        out.on('error', () => res.destroy());
-        out.end(body);
-      };
-      if (slowTokens.has(token)) setTimeout(forward, delayMs);
-      else forward();
-    });
-  });
-  const port = await listenOnLoopback(server);
-  return { url: `http://127.0.0.1:${port}`, server };
-}
 
 export async function startFleet(t: Teardown, options: FleetOptions = {}): Promise<Fleet> {
   const prefix = uniqueRedisPrefix();
@@ -123,15 +102,17 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
   });
   const balancerPort = await listenOnLoopback(balancer);
   const gateways: GatewayStandin[] = [];
-  for (let i = 0; i < (perPod ? podCount : 1); i++) gateways.push(await startGatewayStandin({ callbackUrl: `http://127.0.0.1:${balancerPort}/cb/${i}` }));
+  // Slow tokens: the stand-in holds their sends back (a slow browser connection behind the gateway).
+  const slow = options.slowTokens;
+  const sendDelayMs = (token: string) => (slow?.has(token) ? (options.slowDelayMs ?? 200) : 0);
+  for (let i = 0; i < (perPod ? podCount : 1); i++) gateways.push(await startGatewayStandin({ callbackUrl: `http://127.0.0.1:${balancerPort}/cb/${i}`, sendDelayMs }));
   const gateway = gateways[0]!;
-  const proxy = options.slowTokens ? await startDelayingProxy(gateway.url, options.slowTokens, options.slowDelayMs ?? 200) : undefined;
   const clients: SseClient[] = [];
 
   const config: ForwardingConfig = {
     REDIS_KEY_PREFIX: prefix,
     POD_ID: 'pod',
-    SSE_GATEWAY_URL: proxy?.url ?? gateway.url,
+    SSE_GATEWAY_URL: gateway.url,
     SSE_GATEWAY_TOPOLOGY: perPod ? 'per-pod' : 'shared',
     OWNERSHIP_LEASE_SECONDS: 2,
     CONNECTION_PROBE_INTERVAL_SECONDS: 60,
@@ -204,8 +185,6 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
       pod.redis.disconnect();
     }
     for (const g of gateways) await g.stop();
-    proxy?.server.close();
-    proxy?.server.closeAllConnections();
     balancer.close();
     balancer.closeAllConnections();
     await deleteRedisPrefix(admin, prefix);

@@ -21,6 +21,11 @@ export interface GatewayStandinOptions {
   heartbeatIntervalMs?: number;
   /** The gateway waits 5 000 ms for a callback; tests may shorten it to exercise the 504 quickly. */
   callbackTimeoutMs?: number;
+  /**
+   * Test control, not gateway behaviour: how long a `/internal/send` for this token waits before it
+   * is handled and answered (a slow browser connection behind the gateway). Default: none.
+   */
+  sendDelayMs?: (token: string) => number;
   /** How many connection / callback / send records, and frames / events per connection, are kept (oldest dropped first). */
   historyLimit?: number;
 }
@@ -64,6 +69,7 @@ export async function startGatewayStandin(options: GatewayStandinOptions): Promi
       callback: undefined,
       live: new Map(),
       crashed: false,
+      sendDelayMs: options.sendDelayMs ?? (() => 0),
       historyLimit,
       remember: {
         connection: (r) => remember(history.connections, r),

@@ -51,6 +51,9 @@ async function decide(state: GatewayState, value: unknown): Promise<Reply> {
 export async function handleSend(state: GatewayState, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const body = await readJsonBody(req);
   const value = body.kind === 'parsed' ? body.value : undefined;
+  const token = (value as { token?: unknown } | undefined)?.token;
+  const delayMs = typeof token === 'string' ? state.sendDelayMs(token) : 0;
+  if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
   const reply: Reply = body.kind === 'error' ? { status: body.status, html: true } : await decide(state, value);
   if (state.crashed) return;
   if ('html' in reply) {

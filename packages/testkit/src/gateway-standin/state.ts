@@ -68,6 +68,8 @@ export interface GatewayState {
   /** Tokens the gateway knows (connecting or open); removed when it forgets them. */
   live: Map<string, LiveConnection>;
   crashed: boolean;
+  /** Test control: how long `/internal/send` for a token waits before it is handled (a slow connection). */
+  sendDelayMs: (token: string) => number;
   /** Cap of every recorded list, per connection too (a long `make dev` stream must not grow forever). */
   historyLimit: number;
   remember: {
