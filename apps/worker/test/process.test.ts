@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,36 @@ async function get(url: string): Promise<{ status: number; body: string }> {
   }
 }
 
+/** `node apps/worker/dist/src/main.js` with a test's environment; its output is collected. */
+function startWorker(t: Test, env: Record<string, string>) {
+  const child = spawn(process.execPath, [MAIN], {
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      MQTT_URL: LOCAL_MQTT_URL,
+      MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
+      POD_ID: uniqueId('worker'),
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const worker = {
+    child,
+    output: '',
+    exit: once(child, 'close').then(([code]) => code as number | null),
+    /** PORT=0: the listener's address is in the start-up log line. */
+    address: () => eventually(() => /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(worker.output)?.[1], 30_000, 50),
+  };
+  child.stdout.on('data', (d: Buffer) => (worker.output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (worker.output += d.toString()));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  return worker;
+}
+
 t.test('the worker process: ready, schedulers created, job runs on /metrics, SIGTERM exits 0', async (t) => {
   const testDb = await createTestDatabase();
   const handle = createDb(testDb.url);
@@ -30,33 +60,15 @@ t.test('the worker process: ready, schedulers created, job runs on /metrics, SIG
     await testDb.drop();
   });
 
-  const child = spawn(process.execPath, [MAIN], {
-    env: {
-      PATH: process.env.PATH,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: testDb.url,
-      REDIS_URL: LOCAL_REDIS_URL,
-      MQTT_URL: LOCAL_MQTT_URL,
-      REDIS_KEY_PREFIX: prefix,
-      MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
-      POD_ID: uniqueId('worker'),
-      ROTATION_TICK_SECONDS: '1',
-      GRACEFUL_SHUTDOWN_TIMEOUT: '10',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const worker = startWorker(t, {
+    DATABASE_URL: testDb.url,
+    REDIS_URL: LOCAL_REDIS_URL,
+    REDIS_KEY_PREFIX: prefix,
+    ROTATION_TICK_SECONDS: '1',
+    GRACEFUL_SHUTDOWN_TIMEOUT: '10',
   });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exit = once(child, 'close').then(([code]) => code as number | null);
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-
-  // PORT=0: the listener's address is in the start-up log line.
-  const base = await eventually(() => /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], 30_000, 50);
+  const { child, exit } = worker;
+  const base = await worker.address();
   await eventually(async () => (await get(`${base}/health/readyz`)).status === 200, 30_000, 100);
   await eventually(async () => /iot_rotation_job_runs_total\{result="success",app="worker"\} [1-9]/.test((await get(`${base}/metrics`)).body), 20_000, 100);
   t.pass('ticks run and are counted on /metrics');
@@ -66,7 +78,7 @@ t.test('the worker process: ready, schedulers created, job runs on /metrics, SIG
   child.kill('SIGTERM');
   t.equal(await exit, 0, 'exit code 0');
   // Lines can reach the pipe out of order around exit: order them by their own timestamps.
-  const log = output
+  const log = worker.output
     .split('\n')
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as { time: string; msg: string; step?: string })
@@ -75,7 +87,7 @@ t.test('the worker process: ready, schedulers created, job runs on /metrics, SIG
   const steps = ['shutting down', 'stop scheduler watchdog', 'close rotation worker', 'close rotation queue', 'close internal listener', 'close clients', 'shutdown complete'];
   const positions = steps.map((s) => log.indexOf(s));
   t.ok(positions.every((p) => p >= 0), 'every shutdown step is logged');
-  t.same([...positions].sort((a, b) => a - b), positions, 'in order', { output });
+  t.same([...positions].sort((a, b) => a - b), positions, 'in order', { output: worker.output });
 });
 
 t.test('the worker process with Redis down: its health listener opens (live, not ready) and SIGTERM still exits 0', async (t) => {
@@ -83,29 +95,9 @@ t.test('the worker process with Redis down: its health listener opens (live, not
   t.teardown(() => testDb.drop());
   // A port nothing listens on stands for Redis being down.
   const deadRedis = `redis://127.0.0.1:${await freePort()}`;
-  const child = spawn(process.execPath, [MAIN], {
-    env: {
-      PATH: process.env.PATH,
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: testDb.url,
-      REDIS_URL: deadRedis,
-      MQTT_URL: LOCAL_MQTT_URL,
-      REDIS_KEY_PREFIX: uniqueRedisPrefix(),
-      MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
-      POD_ID: uniqueId('worker'),
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exit = once(child, 'close').then(([code]) => code as number | null);
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  const base = await eventually(() => /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], 30_000, 50);
+  const worker = startWorker(t, { DATABASE_URL: testDb.url, REDIS_URL: deadRedis, REDIS_KEY_PREFIX: uniqueRedisPrefix() });
+  const { child, exit } = worker;
+  const base = await worker.address();
   t.equal((await get(`${base}/health/healthz`)).status, 200, 'live: a liveness probe does not restart it');
   t.equal((await get(`${base}/health/readyz`)).status, 503, 'not ready without Redis');
   child.kill('SIGTERM');

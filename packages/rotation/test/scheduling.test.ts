@@ -30,6 +30,18 @@ function redisFor(t: Test, prefix?: string): Redis {
 
 const settings = { cron: '0 2 * * *', tickSeconds: 5 };
 
+/** A queue on a fresh prefix whose schedulers exist with `settings`, and a watchdog's repair log. */
+async function scheduledQueue(t: Test) {
+  const prefix = uniqueRedisPrefix();
+  redisFor(t, prefix);
+  const queue = createRotationQueue(redisFor(t), prefix);
+  t.teardown(() => queue.close());
+  await ensureSchedulers(queue, settings, true);
+  const repairs: string[] = [];
+  return { queue, repairs, onRepair: (r: { scheduler: string; reason: string }) => repairs.push(`${r.scheduler}:${r.reason}`) };
+}
+
+
 t.test('schedulers are created once however many workers start at the same time, and a restart leaves them alone', async (t) => {
   const prefix = uniqueRedisPrefix();
   redisFor(t, prefix);
@@ -57,13 +69,8 @@ t.test('schedulers are created once however many workers start at the same time,
 });
 
 t.test('the watchdog re-creates a scheduler that was removed', async (t) => {
-  const prefix = uniqueRedisPrefix();
-  redisFor(t, prefix);
-  const queue = createRotationQueue(redisFor(t), prefix);
-  t.teardown(() => queue.close());
-  await ensureSchedulers(queue, settings, true);
-  const repairs: string[] = [];
-  const watchdog = new SchedulerWatchdog({ queue, settings, intervalMs: 50, logger: silentLogger, onRepair: (r) => repairs.push(`${r.scheduler}:${r.reason}`) });
+  const { queue, repairs, onRepair } = await scheduledQueue(t);
+  const watchdog = new SchedulerWatchdog({ queue, settings, intervalMs: 50, logger: silentLogger, onRepair });
   watchdog.start();
   t.teardown(() => watchdog.stop());
 
@@ -127,14 +134,9 @@ t.test('a scheduler job stands for the slot in its id', async (t) => {
 });
 
 t.test('a watchdog applies a changed ROTATION_CRON on its first check only (deploy), then leaves settings alone', async (t) => {
-  const prefix = uniqueRedisPrefix();
-  redisFor(t, prefix);
-  const queue = createRotationQueue(redisFor(t), prefix);
-  t.teardown(() => queue.close());
-  await ensureSchedulers(queue, settings, true);
-  const repairs: string[] = [];
+  const { queue, repairs, onRepair } = await scheduledQueue(t);
   const deployed = { ...settings, cron: '45 4 * * *' };
-  const watchdog = new SchedulerWatchdog({ queue, settings: deployed, intervalMs: 50, logger: silentLogger, onRepair: (r) => repairs.push(`${r.scheduler}:${r.reason}`) });
+  const watchdog = new SchedulerWatchdog({ queue, settings: deployed, intervalMs: 50, logger: silentLogger, onRepair });
   watchdog.start();
   t.teardown(() => watchdog.stop());
   await eventually(() => repairs.length > 0, 5000);
