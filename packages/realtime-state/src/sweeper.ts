@@ -1,11 +1,13 @@
 import type { ConnectionRegistry } from './registry.js';
 
 /** What the sweeper needs from the gateway (implemented over @iotsupport/gateway-client in the api). */
+export type GatewayProbeAnswer = 'alive' | 'gone' | 'unreachable';
+
 export interface GatewayControl {
   /** `/internal/send` with `close: true`. 'gone' = 404 (already closed). */
   close(token: string, gatewayUrl: string): Promise<'closed' | 'gone' | 'failed'>;
   /** An empty `/internal/send`: 2xx alive, 404 gone, anything else (5xx, timeout, refused) unreachable. */
-  probe(token: string, gatewayUrl: string): Promise<'alive' | 'gone' | 'unreachable'>;
+  probe(token: string, gatewayUrl: string): Promise<GatewayProbeAnswer>;
 }
 
 export interface SweeperOptions {
@@ -37,7 +39,7 @@ export interface SweeperOptions {
 export interface SweepReport {
   /** Expired bindings removed (and closed at their gateway). */
   expired: number;
-  /** Unconfirmed connections probed (0 when another pod held this round's lock). */
+  /** Probes sent (0 when another pod held this round's lock; one per unanswering gateway and round). */
   probed: number;
   /** Of those: removed because the gateway said 404, or could not be reached for the unreachable window. */
   removed: number;
@@ -97,11 +99,20 @@ export class RegistrySweeper {
     const cutoff = now - this.opts.livenessWindowMs;
     const dropCutoff = now - Math.max(this.opts.unreachableWindowMs ?? 2 * this.opts.livenessWindowMs, this.opts.livenessWindowMs);
     const suspects = await registry.unconfirmedSince(cutoff, batch);
+    // A gateway that did not answer one probe is not asked again this round: a hung gateway holding
+    // many streams would otherwise cost a probe timeout per batch of its connections, stretching
+    // the round (and every orphan bound) and delaying probes to healthy gateways behind them.
+    // Its connections are still only dropped after the unreachable window.
+    const unanswered = new Set<string>();
     await inBatches(suspects, this.opts.concurrency ?? 16, async (requestId) => {
       const conn = await registry.getConnection(requestId);
       if (!conn) return;
-      report.probed += 1;
-      const answer = await gateway.probe(conn.token, conn.gateway);
+      let answer: GatewayProbeAnswer = 'unreachable';
+      if (!unanswered.has(conn.gateway)) {
+        report.probed += 1;
+        answer = await gateway.probe(conn.token, conn.gateway);
+        if (answer === 'unreachable') unanswered.add(conn.gateway);
+      }
       if (answer === 'alive') await registry.markSeen(requestId, conn.token);
       else if (answer === 'gone') report.removed += (await registry.gatewayGone(requestId, conn.token)).removed ? 1 : 0;
       else if (conn.lastSeenAtMs < dropCutoff && (await registry.dropUnconfirmed(requestId, conn.token, dropCutoff))) {

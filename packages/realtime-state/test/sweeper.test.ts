@@ -118,3 +118,33 @@ t.test('only one pod runs the liveness pass of a round', async (t) => {
   t.same(reports.map((r) => r.probed).sort(), [0, 0, 10], 'one pod probed all ten, the others none');
   t.equal(await registries[0]!.activeConnections(), 10, 'live connections are confirmed, not removed');
 });
+
+t.test('a gateway that does not answer is probed once per round: a healthy gateway’s lost streams behind it still go', async (t) => {
+  const { reg, redis, consistent } = registryForTest(t);
+  const probes = new Map<string, number>();
+  const control: GatewayControl = {
+    async close() {
+      return 'failed';
+    },
+    async probe(_token, gatewayUrl) {
+      probes.set(gatewayUrl, (probes.get(gatewayUrl) ?? 0) + 1);
+      return gatewayUrl === 'http://gw-hung' ? 'unreachable' : 'gone';
+    },
+  };
+  // 40 streams on a gateway that hangs, older than the one stream a healthy gateway lost.
+  for (let i = 0; i < 40; i++) {
+    const c = connectInput(`hung${i}`, { gateway: 'http://gw-hung' });
+    await reg.connect(c);
+    await backdateLastSeen(redis, reg, c.requestId, 120_000 - i);
+  }
+  const lost = connectInput('lost', { gateway: 'http://gw-ok' });
+  await reg.connect(lost);
+  await backdateLastSeen(redis, reg, lost.requestId, 90_000);
+  const sweeper = new RegistrySweeper({ registry: reg, gateway: control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 60_000, unreachableWindowMs: 240_000, concurrency: 4 });
+
+  t.same(await sweeper.sweepOnce(), { expired: 0, probed: 4 + 1, removed: 1 }, 'one batch of probes to the hung gateway, then none; the lost stream is removed');
+  t.equal(probes.get('http://gw-hung'), 4, 'the hung gateway is not asked again this round');
+  const snap = await consistent();
+  t.equal(Object.keys(snap.connections).length, 40, 'the hung gateway’s streams stay until their unreachable window has passed');
+  t.notOk(snap.connections.lost, 'the healthy gateway’s lost stream is gone');
+});
