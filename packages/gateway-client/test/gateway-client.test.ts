@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Registry } from 'prom-client';
-import { eventually, freePort } from '@iotsupport/testkit';
+import { eventually, freePort, metricValue } from '@iotsupport/testkit';
 import {
   GatewayBodyTooLargeError,
   GatewayClient,
@@ -38,18 +38,12 @@ async function setup(t: { teardown(fn: () => unknown): void }, overrides: Partia
 const event = (seq: number, extra: Record<string, unknown> = {}) => ({ name: 'device-logs', data: JSON.stringify({ seq, ...extra }) });
 const payloads = (gateway: FakeGateway, token: string) => gateway.forToken(token).map((r) => JSON.parse(r.event?.data ?? '{}') as { seq?: number; dropped?: number });
 
-async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = registry.getSingleMetric(name);
-  if (!metric) return 0;
-  const { values } = await metric.get();
-  return values.filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
-}
-
 t.test('a stalled connection does not delay the others, and each connection keeps its order', async (t) => {
   const { gateway, client } = await setup(t);
+  const fast = ['a', 'b', 'c', 'd'];
+  gateway.connect('slow', ...fast);
   gateway.hold('slow');
   for (let i = 0; i < 3; i++) void client.send('slow', event(i));
-  const fast = ['a', 'b', 'c', 'd'];
   for (let i = 0; i < 25; i++) for (const token of fast) void client.send(token, event(i));
 
   await eventually(() => fast.every((token) => gateway.forToken(token).length === 25));
@@ -66,6 +60,7 @@ t.test('a stalled connection does not delay the others, and each connection keep
 t.test('concurrency is bounded over all connections and TCP connections are reused', async (t) => {
   const { gateway, client } = await setup(t, { concurrency: 4 });
   const tokens = Array.from({ length: 20 }, (_, i) => `tok-${i}`);
+  gateway.connect(...tokens);
   for (const token of tokens) gateway.hold(token);
   for (const token of tokens) void client.send(token, event(0));
   await eventually(() => gateway.open() === 4);
@@ -80,6 +75,7 @@ t.test('concurrency is bounded over all connections and TCP connections are reus
 
 t.test('a full queue drops new events, counts them, and the next delivered event says how many', async (t) => {
   const { gateway, client, registry } = await setup(t, { queueLimit: 5 });
+  gateway.connect('slow', 'other');
   gateway.hold('slow');
   const outcomes = Array.from({ length: 9 }, (_, i) => client.send('slow', event(i)));
   await eventually(() => gateway.open() === 1);
@@ -105,12 +101,13 @@ t.test('a full queue drops new events, counts them, and the next delivered event
 
 t.test('404: the connection is gone, its queue is discarded, others go on', async (t) => {
   const { gateway, client, gone, registry } = await setup(t);
-  gateway.script('gone', [404]);
+  gateway.connect('gone', 'alive');
   gateway.hold('gone');
   const first = client.send('gone', event(0));
   const queued = [client.send('gone', event(1)), client.send('gone', event(2))];
   void client.send('alive', event(0));
   await eventually(() => gateway.forToken('alive').length === 1);
+  gateway.disconnect('gone'); // the browser left while the first send was in flight
   gateway.release('gone');
   t.same(await first, { status: 'not_found', httpStatus: 404, attempts: 1 });
   t.same((await Promise.all(queued)).map((o) => o.status), ['discarded', 'discarded']);
@@ -118,22 +115,23 @@ t.test('404: the connection is gone, its queue is discarded, others go on', asyn
   t.equal(gateway.forToken('gone').length, 0);
   t.equal(await metricValue(registry, 'sse_gateway_events_sent_total', { status: 'not_found' }), 1);
 
-  const probe = await client.probe('also-gone-for-probe');
-  t.equal(probe.status, 'ok', 'a probe of a held token is 200');
-  gateway.script('orphan', [404]);
-  t.equal((await client.probe('orphan')).status, 'not_found');
+  gateway.connect('held');
+  t.same(await client.probe('held'), { status: 'ok', httpStatus: 200, attempts: 1 }, 'a probe of a held token is 200');
+  t.same(await client.probe('orphan'), { status: 'not_found', httpStatus: 404, attempts: 1 }, 'a probe of a token the gateway does not hold is 404');
   t.same(gone, ['gone', 'orphan'], 'a probe that finds no connection reports it gone');
+  t.same(await client.probe('gone'), { status: 'not_found', httpStatus: 404, attempts: 1 }, 'a token stays gone');
 });
 
 t.test('5xx is retried; exhausted retries drop the event with a metric and mark the next one', async (t) => {
   const { gateway, client, registry } = await setup(t, { retries: 2 });
-  gateway.script('flaky', [500, 503]);
+  gateway.connect('flaky', 'down', 'bad');
+  gateway.script('flaky', [500, 500]);
   t.same(await client.send('flaky', event(0)), { status: 'ok', httpStatus: 200, attempts: 3 });
 
-  gateway.script('down', [500, 502, 503]);
+  gateway.script('down', [500, 500, 500]);
   const lost = client.send('down', event(0));
   const after = client.send('down', event(1));
-  t.same(await lost, { status: 'failed', httpStatus: 503, attempts: 3 });
+  t.same(await lost, { status: 'failed', httpStatus: 500, attempts: 3 });
   t.equal((await after).status, 'ok');
   t.same(payloads(gateway, 'down'), [{ seq: 1, dropped: 1 }], 'the next event reports the lost one');
   t.equal(await metricValue(registry, 'sse_gateway_events_dropped_total', { reason: 'retries_exhausted' }), 1);
@@ -145,6 +143,7 @@ t.test('5xx is retried; exhausted retries drop the event with a metric and mark 
 
 t.test('a gateway that never answers times out, is retried, then given up', async (t) => {
   const { gateway, client, registry } = await setup(t, { timeoutMs: 150, retries: 1 });
+  gateway.connect('hang', 'fine');
   gateway.blackhole('hang');
   const outcome = await client.send('hang', event(0));
   t.same(outcome, { status: 'failed', attempts: 2 });
@@ -154,6 +153,7 @@ t.test('a gateway that never answers times out, is retried, then given up', asyn
 
 t.test('bodies never exceed 100 kB: oversize and malformed events are refused with typed errors', async (t) => {
   const { gateway, client } = await setup(t);
+  gateway.connect('tok');
   const budget = eventDataBudget('device-logs');
   const fits = `{"x":"${'a'.repeat(budget - 8)}"}`;
   t.equal((await client.send('tok', { name: 'device-logs', data: fits })).status, 'ok');
@@ -171,7 +171,8 @@ t.test('bodies never exceed 100 kB: oversize and malformed events are refused wi
 });
 
 t.test('close(token) ends the connection after what is queued, and nothing after it is sent', async (t) => {
-  const { gateway, client } = await setup(t);
+  const { gateway, client, gone } = await setup(t);
+  gateway.connect('c');
   void client.send('c', event(0));
   void client.send('c', event(1));
   const closed = await client.close('c');
@@ -181,13 +182,16 @@ t.test('close(token) ends the connection after what is queued, and nothing after
     [0, 1, 'close'],
   );
   t.same(gateway.forToken('c').at(-1), { token: 'c', close: true, bytes: gateway.forToken('c').at(-1)!.bytes });
-  t.equal((await client.send('c', event(2))).status, 'ok', 'a later send goes out as new (the gateway will 404 it)');
+  t.notOk(gateway.isConnected('c'), 'the gateway no longer holds the connection');
+  t.same(await client.send('c', event(2)), { status: 'not_found', httpStatus: 404, attempts: 1 }, 'a later send goes out as new, and the gateway 404s it');
+  t.same(gone, ['c']);
 });
 
 t.test('fencing: no attempt starts without ownership, and attempts end before the lease does', async (t) => {
   const leases = new Map<string, number>([['mine', 1999.37], ['short', 300.5]]); // a lease is measured in fractions of ms
   // A lease far shorter than the send timeout: if the attempt were not cut at the lease, this test would hang.
   const { gateway, client, registry } = await setup(t, { fence: (token) => leases.get(token) ?? null, timeoutMs: 60_000, retries: 0 });
+  gateway.connect('mine', 'theirs', 'short');
   const fenced = { fenced: true };
   t.equal((await client.send('mine', event(0), fenced)).status, 'ok');
   t.same(await client.send('theirs', event(0), fenced), { status: 'fenced', attempts: 0 });
@@ -201,6 +205,7 @@ t.test('fencing: no attempt starts without ownership, and attempts end before th
 
 t.test('a queue is bounded in bytes too: large events fill it sooner, an empty queue takes any event', async (t) => {
   const { gateway, client, registry } = await setup(t, { queueLimit: 100, queueBytes: 50_000 });
+  gateway.connect('big');
   gateway.hold('big');
   const big = (seq: number) => ({ name: 'device-logs', data: JSON.stringify({ seq, pad: 'x'.repeat(20_000) }) });
   const outcomes = Array.from({ length: 6 }, (_, i) => client.send('big', big(i)));
@@ -213,7 +218,6 @@ t.test('a queue is bounded in bytes too: large events fill it sooner, an empty q
   t.equal((await client.send('big', big(6))).status, 'ok', 'space again once they went out');
   t.same(payloads(gateway, 'big').map((p) => [p.seq, p.dropped]), [[0, undefined], [1, undefined], [2, undefined], [6, 3]]);
 });
-
 
 t.test('closes that fail (gateway unreachable) count no dropped event and leave no connection state behind', async (t) => {
   const registry = new Registry();
@@ -237,6 +241,7 @@ t.test('every body is exactly the protocol JSON; a prepared event goes to many c
   const data = JSON.stringify({ msg: 'é "quoted" \\ back 😀 \u2028', n: 1 });
   const shared = prepareEvent({ name: 'device-logs', data });
   const tokens = ['a', 'b', 'tök"\\'];
+  gateway.connect(...tokens);
   for (const token of tokens) t.equal((await client.send(token, shared)).status, 'ok');
   await client.send('a', { data: '{}' });
   await client.probe('a');

@@ -7,7 +7,8 @@ import { keep, type GatewayConnection, type GatewayState, type SendRecord } from
 import { clientGone, openStream } from './stream.js';
 
 export { HEARTBEAT_FRAME, READY_FRAME, eventFrame, rejectedFrame } from './frames.js';
-export { SEND_BODY_LIMIT } from './http.js';
+export { SEND_BODY_LIMIT, sendError, sendHtmlError, sendJson } from './http.js';
+export { validate as checkSendBody } from './send.js';
 export type { CallbackOutcome, CallbackPayload, CallbackRecord, DisconnectReason, ForwardedRequest } from './callback.js';
 export type { ConnectionOutcome, GatewayConnection, SendRecord, WrittenEvent } from './state.js';
 

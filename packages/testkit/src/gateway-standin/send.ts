@@ -9,8 +9,8 @@ function invalid(message: string, code: string): Reply {
   return { status: 400, json: { error: { message, code } } };
 }
 
-/** The gateway's checks, in its order; the first failing one answers. */
-function validate(body: Record<string, unknown>): Reply | { token: string; send: BufferedSend } {
+/** The gateway's checks of a `/internal/send` body, in its order; the first failing one answers (400). */
+export function validate(body: Record<string, unknown>): Reply | { token: string; send: BufferedSend } {
   const { token, event, close } = body;
   if (!token || typeof token !== 'string') return invalid('Invalid request: token is required and must be a string', 'INVALID_TOKEN_MISSING');
   if (event !== undefined) {
