@@ -14,5 +14,8 @@ export function createLogger(opts: { level: string; app: string; podId: string }
       censor: '[redacted]',
     },
   };
-  return pino(options);
+  // Synchronous writes: lines reach stdout in the order they were logged and none is lost at
+  // process.exit (pino's default asynchronous stream let shutdown lines arrive out of order). Log
+  // volume is low — no per-request lines — so the cost of a blocking write does not matter here.
+  return pino(options, pino.destination({ fd: 1, sync: true }));
 }
