@@ -3,7 +3,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { createHttpServer, createInternalServer } from '@iotsupport/observability';
-import type { ApiDeps, ApiRoutePlugin } from './deps.js';
+import type { ApiContext, ApiDeps, ApiRoutePlugin } from './deps.js';
+import type { SseParts } from './routes/sse-context.js';
+import { createApiServices } from './services.js';
 import deviceModelRoutes from './routes/device-models.js';
 import deviceRoutes from './routes/devices.js';
 import iotRoutes from './routes/iot.js';
@@ -12,12 +14,12 @@ import rotationNudgeRoutes from './routes/rotation-nudge.js';
 import deviceLogRoutes from './routes/device-logs.js';
 import sseCallbackRoutes from './routes/sse-callback.js';
 
-export type { ApiDeps, ApiRoutePlugin } from './deps.js';
+export type { ApiContext, ApiDeps, ApiRoutePlugin } from './deps.js';
 
 /* =============================================================================================
  * ROUTE REGISTRATION — one line per feature.
  * A feature is `src/routes/<feature>.ts` whose default export is an ApiRoutePlugin (a fastify
- * plugin that receives ApiDeps as its options). Import it above and add it to ONE list below.
+ * plugin that receives the ApiContext — deps and shared services — as its options). Import it above and add it to ONE list below.
  * ============================================================================================= */
 
 /** Public listener (PORT): what browsers, devices and operators call. */
@@ -62,15 +64,20 @@ function openApiDocs(app: FastifyInstance): void {
  * Validation: typebox compiler (request bodies are never coerced or stripped, so an unknown field
  * is a 400); errors go through the central handler of observability on both.
  */
-export function buildApi(deps: ApiDeps): ApiServers {
+export function buildApi(deps: ApiDeps, sseParts?: SseParts): ApiServers {
+  const services = createApiServices(deps, sseParts);
+  const context: ApiContext = { ...deps, sse: services.sse, rotation: services.rotation };
+
   const publicServer = createHttpServer(deps.logger, 'public');
   publicServer.setValidatorCompiler(TypeBoxValidatorCompiler);
   openApiDocs(publicServer);
-  for (const routes of PUBLIC_ROUTES) void publicServer.register(routes, deps);
+  for (const routes of PUBLIC_ROUTES) void publicServer.register(routes, context);
 
   const internalServer = createInternalServer({ logger: deps.logger, lifecycle: deps.lifecycle, registry: deps.metrics.registry });
   internalServer.setValidatorCompiler(TypeBoxValidatorCompiler);
-  for (const routes of INTERNAL_ROUTES) void internalServer.register(routes, deps);
+  for (const routes of INTERNAL_ROUTES) void internalServer.register(routes, context);
+  // The internal listener closes after the public one (main.ts): nothing uses the services then.
+  internalServer.addHook('onClose', () => services.close());
 
   return { publicServer, internalServer };
 }

@@ -4,6 +4,8 @@ import type { MqttClient } from 'mqtt';
 import type { Config } from '@iotsupport/config';
 import type { DatabaseClient } from '@iotsupport/db';
 import type { Lifecycle, Logger, Metrics } from '@iotsupport/observability';
+import type { RotationService } from '@iotsupport/rotation';
+import type { SseContext } from './routes/sse-context.js';
 
 /**
  * Everything a route plugin may use, created once per process by main.ts (tests build their own).
@@ -23,5 +25,16 @@ export type ApiDeps = {
   mqtt: MqttClient;
 };
 
-/** A feature: a fastify plugin that receives the deps as its options. */
-export type ApiRoutePlugin = FastifyPluginAsyncTypebox<ApiDeps>;
+/** The services route plugins share, built once per process from the deps (services.ts). */
+export type ApiServices = {
+  /** Connection registry, token verifier, gateway control, sweeper (SSE callback and device logs). */
+  sse: SseContext;
+  /** Credential rotation (rotation and iot routes). */
+  rotation: RotationService;
+};
+
+/** What a route plugin receives as its options: the deps and the shared services. */
+export type ApiContext = ApiDeps & ApiServices;
+
+/** A feature: a fastify plugin that receives the context as its options. */
+export type ApiRoutePlugin = FastifyPluginAsyncTypebox<ApiContext>;

@@ -1,15 +1,15 @@
 import { Forwarding, ForwardingConnectionRegistry } from '@iotsupport/forwarding';
 import type { ApiDeps } from './deps.js';
-import { gatewayControlOver, provideSseParts } from './routes/sse-context.js';
+import { gatewayControlOver, type SseParts } from './routes/sse-context.js';
 
 /**
- * Live forwarding on this pod (packages/forwarding, docs/forwarding.md), wired before buildApi:
- * the SSE routes use its registry decorator (so it hears of every connect, subscription change
+ * Live forwarding on this pod (packages/forwarding, docs/forwarding.md). The returned `sseParts`
+ * go to buildApi: the SSE routes use its registry decorator (so it hears of every connect, subscription change
  * and removal) and its gateway client (one keep-alive pool; a close is ordered after the
  * connection's queued events). main.ts starts it before listening and stops it on SIGTERM after
  * the drain, before the listeners close.
  */
-export function wireForwarding(deps: ApiDeps): Forwarding {
+export function wireForwarding(deps: ApiDeps): { forwarding: Forwarding; sseParts: SseParts } {
   const { config } = deps;
   const forwarding = new Forwarding({
     config,
@@ -19,10 +19,10 @@ export function wireForwarding(deps: ApiDeps): Forwarding {
     // Queued events get at most a quarter of the shutdown budget; the listeners still need theirs.
     drainTimeoutMs: Math.min(5000, (config.GRACEFUL_SHUTDOWN_TIMEOUT * 1000) / 4),
   });
-  provideSseParts(deps, {
+  deps.lifecycle.addReadinessCheck('ownership_lease', () => forwarding.ready);
+  const sseParts: SseParts = {
     registry: new ForwardingConnectionRegistry(deps.redis, config.REDIS_KEY_PREFIX, forwarding),
     gateway: gatewayControlOver(forwarding.gateway),
-  });
-  deps.lifecycle.addReadinessCheck('ownership_lease', () => forwarding.ready);
-  return forwarding;
+  };
+  return { forwarding, sseParts };
 }

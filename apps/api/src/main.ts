@@ -20,8 +20,8 @@ lifecycle.installSignalHandlers();
 const clients = createClients(config, logger);
 clients.addReadinessChecks(lifecycle);
 const deps: ApiDeps = { config, logger, metrics, lifecycle, db: clients.database.db, redis: clients.redis, mqtt: clients.mqtt };
-const forwarding = wireForwarding(deps);
-const { publicServer, internalServer } = buildApi(deps);
+const { forwarding, sseParts } = wireForwarding(deps);
+const { publicServer, internalServer } = buildApi(deps, sseParts);
 
 // The drain cannot eat the whole budget: the listeners and clients still need time to close.
 const drainSeconds = Math.min(config.SHUTDOWN_DRAIN_SECONDS, config.GRACEFUL_SHUTDOWN_TIMEOUT / 2);

@@ -1,18 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { AppError, DeviceLogSubscribed, DeviceLogSubscriptionBody, DeviceLogUnsubscribed } from '@iotsupport/contracts';
-import type { ApiDeps } from '../deps.js';
+import type { ApiContext, ApiDeps } from '../deps.js';
 import { errorResponses } from './device-schemas.js';
 import { callerSubject } from './sse-identity.js';
-import { endExpiredBinding, sseContext, type SseContext } from './sse-context.js';
+import { endExpiredBinding, type SseContext } from './sse-context.js';
 
 /**
  * `POST /api/device-logs/subscribe` and `/unsubscribe` (public listener). Order of checks:
  * caller authentication (401) → body (400) → device (404) → the connection's binding and the
  * change itself, in one atomic script (403 / 404 SUBSCRIPTION_NOT_FOUND).
  */
-const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
-  const ctx = sseContext(deps);
+const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps) => {
+  const ctx = deps.sse;
   const callers = new WeakMap<FastifyRequest, string | null>();
   const tags = ['device-logs'];
 

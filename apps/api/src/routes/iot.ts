@@ -4,10 +4,8 @@ import { accessTokenFromHeaders, type AccessTokenVerifier } from '@iotsupport/au
 import { AppError } from '@iotsupport/contracts';
 import { findDeviceByKey, type Device } from '@iotsupport/db';
 import { parseDeviceClientId } from '@iotsupport/rotation';
-import type { ApiDeps, ApiRoutePlugin } from '../deps.js';
+import type { ApiContext, ApiDeps, ApiRoutePlugin } from '../deps.js';
 import { DEVICE_KEY_PATTERN, errorResponses } from './device-schemas.js';
-import { rotationServiceFor } from './rotation.js';
-import { sseContext } from './sse-context.js';
 
 /**
  * Device-facing `/api/iot/*` (public listener).
@@ -67,14 +65,14 @@ function deviceKeyAuthenticator(deps: ApiDeps): DeviceAuthenticator {
   };
 }
 
-function createDeviceAuthenticator(deps: ApiDeps): DeviceAuthenticator {
+function createDeviceAuthenticator(deps: ApiContext): DeviceAuthenticator {
   // The process's one verifier (and JWKS cache), the one that checks users' tokens.
-  const verifier = sseContext(deps).verifier;
+  const verifier = deps.sse.verifier;
   return verifier ? oidcAuthenticator(deps, verifier) : deviceKeyAuthenticator(deps);
 }
 
 const iotRoutes: ApiRoutePlugin = async (app, deps) => {
-  const rotation = rotationServiceFor(deps, app);
+  const { rotation } = deps;
   const authenticate = createDeviceAuthenticator(deps);
   const tags = ['iot'];
 

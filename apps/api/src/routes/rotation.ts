@@ -1,8 +1,5 @@
 import { Type } from 'typebox';
-import { createRotationQueue, createRotationService, nextFleetRun, publishingNudger, type RotationService } from '@iotsupport/rotation';
-import type { FastifyInstance } from 'fastify';
-import { publishRotationNudge } from '@iotsupport/forwarding';
-import type { ApiDeps, ApiRoutePlugin } from '../deps.js';
+import type { ApiRoutePlugin } from '../deps.js';
 import { DeviceIdParams, errorResponses, RotationStateJson, Timestamp } from './device-schemas.js';
 
 /**
@@ -55,33 +52,8 @@ const DashboardJson = Type.Object(
   { additionalProperties: false },
 );
 
-/** One RotationService per process, shared by the rotation and iot route plugins. */
-const services = new WeakMap<object, RotationService>();
-
-/** The service both plugins use; the first caller creates it and closes its queue reader with `app`. */
-export function rotationServiceFor(deps: ApiDeps, app: FastifyInstance): RotationService {
-  let service = services.get(deps.db);
-  if (!service) {
-    const queue = createRotationQueue(deps.redis, deps.config.REDIS_KEY_PREFIX);
-    queue.on('error', (err) => deps.logger.warn({ err: err.message }, 'rotation queue error'));
-    service = createRotationService({
-      config: deps.config,
-      db: deps.db,
-      mqttClient: deps.mqtt,
-      nudger: publishingNudger(publishRotationNudge, deps.redis, deps.config.REDIS_KEY_PREFIX),
-      logger: deps.logger,
-      registry: deps.metrics.registry,
-      nextScheduledRotation: () => nextFleetRun(queue, deps.config.ROTATION_CRON),
-    });
-    services.set(deps.db, service);
-    // The queue only reads the fleet scheduler, on the shared connection (which BullMQ leaves open).
-    app.addHook('onClose', () => queue.close());
-  }
-  return service;
-}
-
 const rotationRoutes: ApiRoutePlugin = async (app, deps) => {
-  const rotation = rotationServiceFor(deps, app);
+  const { rotation } = deps;
   const tags = ['rotation'];
 
   app.get('/api/rotation/status', { schema: { tags, summary: 'Fleet rotation state at a glance', response: { 200: StatusJson } } }, async () =>

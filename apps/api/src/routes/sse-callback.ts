@@ -3,9 +3,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Value } from 'typebox/value';
 import { AppError, GatewayCallback, isValidRequestId, type GatewayConnectCallback, type GatewayDisconnectCallback } from '@iotsupport/contracts';
 import { toAppError } from '@iotsupport/observability';
-import type { ApiDeps } from '../deps.js';
+import type { ApiContext, ApiDeps } from '../deps.js';
 import { bindConnectionIdentity } from './sse-identity.js';
-import { closeInBackground, sseContext, type SseContext } from './sse-context.js';
+import { closeInBackground, type SseContext } from './sse-context.js';
 
 const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
@@ -29,8 +29,8 @@ export function requestIdFromUrl(url: string): string | null {
  * `POST /api/sse/callback?secret=` (internal listener): the SSE Gateway's connect and disconnect
  * callbacks (shared/reference/sse-gateway-protocol.md). Also runs this pod's registry sweep.
  */
-const sseCallbackRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
-  const ctx = sseContext(deps);
+const sseCallbackRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps) => {
+  const ctx = deps.sse;
   const expectedSecret = deps.config.SSE_CALLBACK_SECRET ? digest(deps.config.SSE_CALLBACK_SECRET) : null;
   if (!expectedSecret) deps.logger.warn('SSE_CALLBACK_SECRET is not set: the SSE callback accepts any caller (never in production)');
 
@@ -38,7 +38,6 @@ const sseCallbackRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) 
   app.addContentTypeParser('*', (_request, _payload, done) => done(new AppError('INVALID_CALLBACK', 'callback body must be JSON'), undefined));
 
   app.addHook('onReady', async () => ctx.sweeper.start());
-  app.addHook('onClose', async () => ctx.close());
 
   app.post(
     '/api/sse/callback',

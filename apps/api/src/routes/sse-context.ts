@@ -7,7 +7,7 @@ import type { ApiDeps } from '../deps.js';
 /**
  * What the SSE callback and the device-log routes share on one api process: the connection
  * registry, the token verifier (null with OIDC off), the gateway (close/probe), the sweeper and
- * the metrics. Built once per ApiDeps, so both listeners' plugins use the same objects.
+ * the metrics. Built once per process (services.ts), so both listeners' plugins use the same objects.
  */
 export interface SseContext {
   registry: ConnectionRegistry;
@@ -21,23 +21,15 @@ export interface SseContext {
   close(): Promise<void>;
 }
 
-/** Parts the composition root may supply instead of the defaults (forwarding's registry and gateway client). */
+/**
+ * Parts the composition root supplies when forwarding runs on this process: its
+ * ForwardingConnectionRegistry (so forwarding hears of every transition) and its gateway client
+ * (so a close is ordered after the connection's queued events). Without them (route tests), a
+ * plain registry and a gateway client of the context's own.
+ */
 export interface SseParts {
   registry?: ConnectionRegistry;
   gateway?: GatewayControl;
-}
-
-const parts = new WeakMap<ApiDeps, SseParts>();
-const contexts = new WeakMap<ApiDeps, SseContext>();
-
-/**
- * Called by the composition root before buildApi when forwarding runs on this process: the routes
- * then use its ForwardingConnectionRegistry (so forwarding hears of every transition) and its
- * gateway client (so a close is ordered after the connection's queued events).
- */
-export function provideSseParts(deps: ApiDeps, supplied: SseParts): void {
-  if (contexts.has(deps)) throw new Error('provideSseParts must be called before buildApi');
-  parts.set(deps, supplied);
 }
 
 /** A GatewayControl over the gateway client: closes and probes are never fenced (they act for the registry). */
@@ -56,11 +48,9 @@ export function gatewayControlOver(client: GatewayClient): GatewayControl {
 
 const INT4_MAX = 2_147_483_647;
 
-export function sseContext(deps: ApiDeps): SseContext {
-  const existing = contexts.get(deps);
-  if (existing) return existing;
+/** Builds the process's one SSE context (api services.ts); `supplied`: forwarding's registry and gateway client. */
+export function createSseContext(deps: ApiDeps, supplied: SseParts = {}): SseContext {
   const { config } = deps;
-  const supplied = parts.get(deps) ?? {};
   const registry = supplied.registry ?? new ConnectionRegistry(deps.redis, config.REDIS_KEY_PREFIX);
   let ownClient: GatewayClient | null = null;
   const gateway =
@@ -72,6 +62,7 @@ export function sseContext(deps: ApiDeps): SseContext {
         timeoutMs: config.GATEWAY_SEND_TIMEOUT_MS,
         retries: config.GATEWAY_SEND_RETRIES,
         queueLimit: config.GATEWAY_CONNECTION_QUEUE_LIMIT,
+        queueBytes: config.GATEWAY_CONNECTION_QUEUE_BYTES,
         registry: deps.metrics.registry,
       })),
     );
@@ -111,7 +102,6 @@ export function sseContext(deps: ApiDeps): SseContext {
       await ownClient?.destroy();
     },
   };
-  contexts.set(deps, context);
   return context;
 }
 
