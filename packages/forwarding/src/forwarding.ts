@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { entityIdFromLogChannel, logChannelName, rotationNudgeChannel } from '@iotsupport/contracts';
-import { GatewayClient } from '@iotsupport/gateway-client';
+import { GatewayClient, gatewayClientOptions, type GatewayClientConfig } from '@iotsupport/gateway-client';
 import { withTimeout, type Logger } from '@iotsupport/observability';
 import { ConnectionRegistry, OwnershipStore, type GatewayTopology, type OwnedConnection } from '@iotsupport/realtime-state';
 import { FleetSync, fleetChannel, parseNotice, podChannel, type FleetNotice } from './fleet-sync.js';
@@ -14,18 +14,12 @@ import { PodLease } from './pod-lease.js';
 import { Prober } from './prober.js';
 
 /** The configuration forwarding reads (names as in @iotsupport/config). */
-export interface ForwardingConfig {
+export interface ForwardingConfig extends GatewayClientConfig {
   REDIS_KEY_PREFIX: string;
   POD_ID: string;
-  SSE_GATEWAY_URL: string;
   SSE_GATEWAY_TOPOLOGY: GatewayTopology;
   OWNERSHIP_LEASE_SECONDS: number;
   CONNECTION_PROBE_INTERVAL_SECONDS: number;
-  GATEWAY_SEND_CONCURRENCY: number;
-  GATEWAY_SEND_TIMEOUT_MS: number;
-  GATEWAY_SEND_RETRIES: number;
-  GATEWAY_CONNECTION_QUEUE_LIMIT: number;
-  GATEWAY_CONNECTION_QUEUE_BYTES: number;
 }
 
 export interface ForwardingOptions {
@@ -86,12 +80,7 @@ export class Forwarding {
       entityUnwatched: (eid) => this.listen(logChannelName(this.prefix, eid), false),
     });
     this.gateway = new GatewayClient({
-      baseUrl: config.SSE_GATEWAY_URL,
-      concurrency: config.GATEWAY_SEND_CONCURRENCY,
-      timeoutMs: config.GATEWAY_SEND_TIMEOUT_MS,
-      retries: config.GATEWAY_SEND_RETRIES,
-      queueLimit: config.GATEWAY_CONNECTION_QUEUE_LIMIT,
-      queueBytes: config.GATEWAY_CONNECTION_QUEUE_BYTES,
+      ...gatewayClientOptions(config),
       registry: opts.registry,
       fence: (token) => this.fence(token),
       onGone: (token) => void this.gone(token),

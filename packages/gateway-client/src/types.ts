@@ -62,3 +62,25 @@ export interface GatewayClientOptions {
   /** Least lease time an attempt needs to start (default 100 ms). */
   minFenceMs?: number;
 }
+
+/** The environment variables the client is configured by (names as in @iotsupport/config). */
+export interface GatewayClientConfig {
+  SSE_GATEWAY_URL: string;
+  GATEWAY_SEND_CONCURRENCY: number;
+  GATEWAY_SEND_TIMEOUT_MS: number;
+  GATEWAY_SEND_RETRIES: number;
+  GATEWAY_CONNECTION_QUEUE_LIMIT: number;
+  GATEWAY_CONNECTION_QUEUE_BYTES: number;
+}
+
+/** Client options from the environment; the caller adds what is its own (metrics registry, fence, onGone). */
+export function gatewayClientOptions(config: GatewayClientConfig): Pick<GatewayClientOptions, 'baseUrl' | 'concurrency' | 'timeoutMs' | 'retries' | 'queueLimit' | 'queueBytes'> {
+  return {
+    baseUrl: config.SSE_GATEWAY_URL,
+    concurrency: config.GATEWAY_SEND_CONCURRENCY,
+    timeoutMs: config.GATEWAY_SEND_TIMEOUT_MS,
+    retries: config.GATEWAY_SEND_RETRIES,
+    queueLimit: config.GATEWAY_CONNECTION_QUEUE_LIMIT,
+    queueBytes: config.GATEWAY_CONNECTION_QUEUE_BYTES,
+  };
+}

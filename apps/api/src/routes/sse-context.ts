@@ -1,6 +1,6 @@
 import { createAccessTokenVerifier, type AccessTokenVerifier } from '@iotsupport/auth';
 import { findDeviceEntityId } from '@iotsupport/db';
-import { GatewayClient } from '@iotsupport/gateway-client';
+import { GatewayClient, gatewayClientOptions } from '@iotsupport/gateway-client';
 import { ConnectionRegistry, RegistrySweeper, registryMetrics, type GatewayControl, type RegistryMetrics } from '@iotsupport/realtime-state';
 import type { ApiDeps } from '../deps.js';
 
@@ -56,15 +56,7 @@ export function createSseContext(deps: ApiDeps, supplied: SseParts = {}): SseCon
   const gateway =
     supplied.gateway ??
     gatewayControlOver(
-      (ownClient = new GatewayClient({
-        baseUrl: config.SSE_GATEWAY_URL,
-        concurrency: config.GATEWAY_SEND_CONCURRENCY,
-        timeoutMs: config.GATEWAY_SEND_TIMEOUT_MS,
-        retries: config.GATEWAY_SEND_RETRIES,
-        queueLimit: config.GATEWAY_CONNECTION_QUEUE_LIMIT,
-        queueBytes: config.GATEWAY_CONNECTION_QUEUE_BYTES,
-        registry: deps.metrics.registry,
-      })),
+      (ownClient = new GatewayClient({ ...gatewayClientOptions(config), registry: deps.metrics.registry })),
     );
   const verifier = config.OIDC_ENABLED
     ? createAccessTokenVerifier({
