@@ -113,6 +113,9 @@ export async function startFleet(t: Test, options: FleetOptions = {}): Promise<F
       POD_ID: uniqueId(`pod-${String.fromCharCode(97 + i)}`),
       SSE_GATEWAY_URL: gateway.url,
       SSE_CALLBACK_SECRET: CALLBACK_SECRET,
+      // Most tests inject connect callbacks with tokens the gateway stand-in does not hold: an
+      // owner's probe would find them gone (404) and remove them mid-test. Probing tests set it.
+      CONNECTION_PROBE_INTERVAL_SECONDS: '3600',
       ...(issuer ? { OIDC_ENABLED: 'true', OIDC_ISSUER_URL: issuer.url, OIDC_AUDIENCE: issuer.audience, OIDC_CLOCK_SKEW_SECONDS: '0' } : {}),
       ...options.env,
     });
