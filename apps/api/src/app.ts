@@ -3,9 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { createHttpServer, createInternalServer } from '@iotsupport/observability';
-import type { ApiContext, ApiDeps, ApiRoutePlugin } from './deps.js';
-import type { SseParts } from './routes/sse-context.js';
-import { createApiServices } from './services.js';
+import type { ApiContext, ApiDeps, ApiRoutePlugin, ApiServices } from './deps.js';
 import deviceModelRoutes from './routes/device-models.js';
 import deviceRoutes from './routes/devices.js';
 import iotRoutes from './routes/iot.js';
@@ -60,12 +58,11 @@ function openApiDocs(app: FastifyInstance): void {
 }
 
 /**
- * Builds both listeners of the api without starting them (tests use `inject`; main.ts listens).
+ * Builds both listeners of the api without starting them (createApiPod listens).
  * Validation: typebox compiler (request bodies are never coerced or stripped, so an unknown field
  * is a 400); errors go through the central handler of observability on both.
  */
-export function buildApi(deps: ApiDeps, sseParts?: SseParts): ApiServers {
-  const services = createApiServices(deps, sseParts);
+export function buildApi(deps: ApiDeps, services: ApiServices): ApiServers {
   const context: ApiContext = { ...deps, sse: services.sse, rotation: services.rotation };
 
   const publicServer = createHttpServer(deps.logger, 'public');
@@ -76,8 +73,6 @@ export function buildApi(deps: ApiDeps, sseParts?: SseParts): ApiServers {
   const internalServer = createInternalServer({ logger: deps.logger, lifecycle: deps.lifecycle, registry: deps.metrics.registry });
   internalServer.setValidatorCompiler(TypeBoxValidatorCompiler);
   for (const routes of INTERNAL_ROUTES) void internalServer.register(routes, context);
-  // The internal listener closes after the public one (main.ts): nothing uses the services then.
-  internalServer.addHook('onClose', () => services.close());
 
   return { publicServer, internalServer };
 }

@@ -5,10 +5,10 @@ import type { Config } from '@iotsupport/config';
 import type { DatabaseClient } from '@iotsupport/db';
 import type { Lifecycle, Logger, Metrics } from '@iotsupport/observability';
 import type { RotationService } from '@iotsupport/rotation';
-import type { SseContext } from './routes/sse-context.js';
+import type { SseConnections } from '@iotsupport/sse-connections';
 
 /**
- * Everything a route plugin may use, created once per process by main.ts (tests build their own).
+ * Everything a route plugin may use, created once per process by createApiPod (pod.ts).
  * A type alias, not an interface: fastify plugin options must be indexable.
  */
 export type ApiDeps = {
@@ -16,7 +16,7 @@ export type ApiDeps = {
   logger: Logger;
   /** The process's prom-client registry (`metrics.registry`): register feature metrics here. */
   metrics: Metrics;
-  /** `addReadinessCheck` for a feature's own dependency; shutdown order is main's (see app.ts). */
+  /** `addReadinessCheck` for a feature's own dependency; shutdown order is createApiPod's (pod.ts). */
   lifecycle: Lifecycle;
   db: DatabaseClient;
   /** Shared command connection, no key prefix (packages prefix with config.REDIS_KEY_PREFIX). For SUBSCRIBE, `redis.duplicate()` and close it in an onClose hook. */
@@ -27,8 +27,8 @@ export type ApiDeps = {
 
 /** The services route plugins share, built once per process from the deps (services.ts). */
 export type ApiServices = {
-  /** Connection registry, token verifier, gateway control, sweeper (SSE callback and device logs). */
-  sse: SseContext;
+  /** The SSE connection side: connection service, caller identity, forwarding, probe and sweep (SSE callback and device logs). */
+  sse: SseConnections;
   /** Credential rotation (rotation and iot routes). */
   rotation: RotationService;
 };

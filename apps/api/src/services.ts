@@ -1,16 +1,15 @@
-import { publishRotationNudge } from '@iotsupport/forwarding';
 import { createRotationQueue, createRotationService, nextFleetRun, publishingNudger } from '@iotsupport/rotation';
+import { createSseConnections, publishRotationNudge, type ForwardingTuning } from '@iotsupport/sse-connections';
 import type { ApiDeps, ApiServices } from './deps.js';
-import { createSseContext, type SseParts } from './routes/sse-context.js';
 
 /**
- * The services the route plugins share, built once per process by buildApi: the SSE context (with
- * forwarding's registry and gateway client when main.ts supplies them) and the RotationService
- * (nudges through forwarding's broadcast path; next fleet run read from the BullMQ scheduler).
- * `close` stops the sweeper and closes what these services opened themselves.
+ * The services the route plugins share, built once per pod by createApiPod: the SSE connection
+ * side (packages/sse-connections) and the RotationService (nudges through forwarding's broadcast
+ * path; next fleet run read from the BullMQ scheduler). `close` closes what these services opened
+ * themselves, after the listeners closed.
  */
-export function createApiServices(deps: ApiDeps, sseParts: SseParts = {}): ApiServices & { close(): Promise<void> } {
-  const sse = createSseContext(deps, sseParts);
+export function createApiServices(deps: ApiDeps, tuning?: ForwardingTuning): ApiServices & { close(): Promise<void> } {
+  const sse = createSseConnections({ config: deps.config, redis: deps.redis, metrics: deps.metrics.registry, logger: deps.logger, tuning });
   // The queue only reads the fleet scheduler, on the shared connection (which BullMQ leaves open).
   const queue = createRotationQueue(deps.redis, deps.config.REDIS_KEY_PREFIX);
   queue.on('error', (err) => deps.logger.warn({ err: err.message }, 'rotation queue error'));

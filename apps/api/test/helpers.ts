@@ -1,44 +1,35 @@
 import type { Test } from 'tap';
-import { loadConfig, type Config } from '@iotsupport/config';
-import { migrateToLatest } from '@iotsupport/db';
-import { Lifecycle, createLogger, createMetrics } from '@iotsupport/observability';
+import { loadConfig } from '@iotsupport/config';
+import { createDb, migrateToLatest } from '@iotsupport/db';
 import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
-import { buildApi, type ApiDeps, type ApiServers } from '../src/app.js';
-import { createClients } from '../src/clients.js';
+import { createApiPod, type ApiPod } from '../src/pod.js';
 
-export interface TestApi extends ApiServers {
-  deps: ApiDeps;
-  config: Config;
-}
+/** The environment every in-process test pod gets: loopback, free ports, no drain wait, quiet logs. */
+export const IN_PROCESS_POD_ENV = { HOST: '127.0.0.1', PORT: '0', INTERNAL_PORT: '0', SHUTDOWN_DRAIN_SECONDS: '0', LOG_LEVEL: 'silent' };
 
 /**
- * The api as main.ts wires it, on real services, isolated: own database (migrated), Redis key
- * prefix and MQTT topic root. Everything is closed and dropped in t.teardown.
+ * The api as deployed (createApiPod, started on free loopback ports) on real services, isolated:
+ * own database (migrated), Redis key prefix and MQTT topic root. Stopped and dropped in t.teardown.
  */
-export async function buildTestApi(t: Test, env: Record<string, string> = {}): Promise<TestApi> {
+export async function buildTestApi(t: Test, env: Record<string, string> = {}): Promise<ApiPod> {
   const testDb = await createTestDatabase();
+  const migrator = createDb(testDb.url);
+  await migrateToLatest(migrator.db);
+  await migrator.close();
   const config = loadConfig('api', {
+    ...IN_PROCESS_POD_ENV,
     DATABASE_URL: testDb.url,
     REDIS_URL: LOCAL_REDIS_URL,
     MQTT_URL: LOCAL_MQTT_URL,
     REDIS_KEY_PREFIX: uniqueRedisPrefix(),
     MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
-    LOG_LEVEL: 'silent',
     ...env,
   });
-  const logger = createLogger({ level: config.LOG_LEVEL, app: 'api', podId: config.POD_ID });
-  const metrics = createMetrics('api');
-  const lifecycle = new Lifecycle(logger, metrics.shuttingDown, config.GRACEFUL_SHUTDOWN_TIMEOUT);
-  const clients = createClients(config, logger);
-  clients.addReadinessChecks(lifecycle);
-  await migrateToLatest(clients.database.db);
-  const deps: ApiDeps = { config, logger, metrics, lifecycle, db: clients.database.db, redis: clients.redis, mqtt: clients.mqtt };
-  const servers = buildApi(deps);
+  const pod = createApiPod(config);
   t.teardown(async () => {
-    await servers.publicServer.close();
-    await servers.internalServer.close();
-    await clients.close();
+    await pod.stop();
     await testDb.drop();
   });
-  return { ...servers, deps, config };
+  await pod.start();
+  return pod;
 }

@@ -33,13 +33,13 @@ t.test('a malformed URL (fastify rejects it before routing) gets the registry bo
   }
 });
 
-t.test('readiness: 200 once Redis, PostgreSQL and MQTT are reachable', async (t) => {
+t.test('readiness: 200 once Redis, PostgreSQL and MQTT are reachable and the pod holds its ownership lease', async (t) => {
   const { internalServer } = await buildTestApi(t);
   const res = (await eventually(async () => {
     const r = await internalServer.inject('/health/readyz');
     return r.statusCode === 200 ? r : undefined;
   }))!;
-  t.same(res.json(), { status: 'ready', checks: { redis: true, postgres: true, mqtt: true, accepting_work: true } });
+  t.same(res.json(), { status: 'ready', checks: { redis: true, postgres: true, mqtt: true, ownership_lease: true, accepting_work: true } });
 });
 
 t.test('readiness: 503 naming the dependency that is unreachable', async (t) => {

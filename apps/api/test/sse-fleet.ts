@@ -3,10 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { Test } from 'tap';
 type LightResponse = Awaited<ReturnType<import('fastify').FastifyInstance['inject']>>;
 import { Redis } from 'ioredis';
-import { loadConfig, type Config } from '@iotsupport/config';
+import { loadConfig } from '@iotsupport/config';
 import { createDb, DeviceModelRepository, DeviceRepository, migrateToLatest } from '@iotsupport/db';
-import { Lifecycle, createLogger, createMetrics } from '@iotsupport/observability';
-import { readRegistrySnapshot, registryViolations, type RegistrySnapshot } from '@iotsupport/realtime-state';
+import { readConsistentSnapshot, type RegistrySnapshot } from '@iotsupport/realtime-state';
 import {
   LOCAL_MQTT_URL,
   LOCAL_REDIS_URL,
@@ -20,18 +19,16 @@ import {
   type GatewayStandin,
   type OidcIssuer,
 } from '@iotsupport/testkit';
-import { buildApi, type ApiDeps, type ApiServers } from '../src/app.js';
-import { createClients } from '../src/clients.js';
+import { createApiPod, type ApiPod } from '../src/pod.js';
+import { IN_PROCESS_POD_ENV } from './helpers.js';
 
 /**
- * Several api pods in one test process, sharing what a real fleet shares: one Redis prefix, one
- * PostgreSQL database, one SSE Gateway stand-in (whose callbacks a round-robin balancer spreads
- * over the pods' internal listeners), and optionally one OIDC issuer.
+ * Several api pods in one test process, each built and started by createApiPod (as deployed,
+ * forwarding included), sharing what a real fleet shares: one Redis prefix, one PostgreSQL
+ * database, one SSE Gateway stand-in (whose callbacks a round-robin balancer spreads over the
+ * pods' internal listeners), and optionally one OIDC issuer.
  */
-export interface Pod extends ApiServers {
-  deps: ApiDeps;
-  config: Config;
-}
+export type Pod = ApiPod;
 
 export interface FleetOptions {
   pods?: number;
@@ -105,34 +102,27 @@ export async function startFleet(t: Test, options: FleetOptions = {}): Promise<F
 
   for (let i = 0; i < podCount; i++) {
     const config = loadConfig('api', {
+      ...IN_PROCESS_POD_ENV,
       DATABASE_URL: testDb.url,
       REDIS_URL: LOCAL_REDIS_URL,
       MQTT_URL: LOCAL_MQTT_URL,
       REDIS_KEY_PREFIX: prefix,
       MQTT_TOPIC_PREFIX: topicPrefix,
-      LOG_LEVEL: 'silent',
       // unique across test files running in parallel: POD_ID is the MQTT client id, and a shared one
       // makes Mosquitto hand the session from one process to the other (flapping readiness)
       POD_ID: uniqueId(`pod-${String.fromCharCode(97 + i)}`),
       SSE_GATEWAY_URL: gateway.url,
       SSE_CALLBACK_SECRET: CALLBACK_SECRET,
+      // Most tests inject connect callbacks with tokens the gateway stand-in does not hold: an
+      // owner's probe would find them gone (404) and remove them mid-test. Probing tests set it.
+      CONNECTION_PROBE_INTERVAL_SECONDS: '3600',
       ...(issuer ? { OIDC_ENABLED: 'true', OIDC_ISSUER_URL: issuer.url, OIDC_AUDIENCE: issuer.audience, OIDC_CLOCK_SKEW_SECONDS: '0' } : {}),
       ...options.env,
     });
-    const logger = createLogger({ level: config.LOG_LEVEL, app: 'api', podId: config.POD_ID });
-    const metrics = createMetrics('api');
-    const lifecycle = new Lifecycle(logger, metrics.shuttingDown, config.GRACEFUL_SHUTDOWN_TIMEOUT);
-    const clients = createClients(config, logger);
-    const deps: ApiDeps = { config, logger, metrics, lifecycle, db: clients.database.db, redis: clients.redis, mqtt: clients.mqtt };
-    const servers = buildApi(deps);
-    await servers.internalServer.ready();
-    await servers.publicServer.ready();
-    pods.push({ ...servers, deps, config });
-    t.teardown(async () => {
-      await servers.publicServer.close();
-      await servers.internalServer.close();
-      await clients.close();
-    });
+    const pod = createApiPod(config);
+    t.teardown(() => pod.stop());
+    await pod.start();
+    pods.push(pod);
   }
 
   const redis = new Redis(LOCAL_REDIS_URL);
@@ -156,12 +146,7 @@ export async function startFleet(t: Test, options: FleetOptions = {}): Promise<F
     prefix,
     redis,
     devices: { entity, noEntity, repo },
-    async consistent() {
-      const snap = await readRegistrySnapshot(redis, prefix);
-      const violations = registryViolations(snap);
-      if (violations.length) throw new Error(`registry inconsistent:\n${violations.join('\n')}`);
-      return snap;
-    },
+    consistent: () => readConsistentSnapshot(redis, prefix),
     callback(pod, payload, secret = CALLBACK_SECRET) {
       const url = secret === null ? '/api/sse/callback' : `/api/sse/callback?secret=${encodeURIComponent(secret)}`;
       return pod.internalServer.inject({ method: 'POST', url, payload: payload as Record<string, unknown> });

@@ -1,6 +1,6 @@
 import { loadConfigOrExit } from '@iotsupport/config';
 import { Lifecycle, createLogger, createMetrics } from '@iotsupport/observability';
-import { publishRotationNudge } from '@iotsupport/forwarding';
+import { publishRotationNudge } from '@iotsupport/sse-connections';
 import { publishingNudger } from '@iotsupport/rotation';
 import { startWorkerApp } from './worker-app.js';
 

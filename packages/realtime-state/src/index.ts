@@ -2,5 +2,4 @@ export * from './keys.js';
 export * from './registry.js';
 export * from './snapshot.js';
 export * from './ownership.js';
-export * from './sweeper.js';
 export * from './metrics.js';

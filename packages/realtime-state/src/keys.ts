@@ -81,7 +81,7 @@ export interface RegistryKeys {
   readonly byLastSeen: string;
   /** HASH of fleet-wide counters kept exact by the scripts (COUNT_FIELDS). */
   readonly counts: string;
-  /** STRING (POD_ID, with PX): the pod running this round of the liveness sweep (sweeper.ts). */
+  /** STRING (POD_ID, with PX): the pod running this round of the liveness sweep (sse-connections registry-sweeper.ts). */
   readonly sweepLock: string;
   // --- ownership (forwarding; see ownership.ts) ----------------------------------------------
   /** ZSET request_id → instance number of its owner. Unowned connections are not members. */

@@ -112,3 +112,11 @@ export function registryViolations(s: RegistrySnapshot): string[] {
   }
   return v;
 }
+
+/** The registry's whole state, after checking every invariant: throws listing the violations. */
+export async function readConsistentSnapshot(redis: Redis, prefix: string): Promise<RegistrySnapshot> {
+  const snap = await readRegistrySnapshot(redis, prefix);
+  const violations = registryViolations(snap);
+  if (violations.length) throw new Error(`registry inconsistent:\n${violations.join('\n')}`);
+  return snap;
+}

@@ -6,12 +6,11 @@ import { GatewayClient, gatewayClientOptions, type GatewayClientConfig } from '@
 import { withTimeout, type Logger } from '@iotsupport/observability';
 import { ConnectionRegistry, OwnershipStore, type GatewayTopology, type OwnedConnection } from '@iotsupport/realtime-state';
 import { FleetSync, fleetChannel, parseNotice, podChannel, type FleetNotice } from './fleet-sync.js';
-import { LogFanout } from './log-fanout.js';
+import { DeviceLogListener } from './device-log-listener.js';
 import { forwardingMetrics, type ForwardingMetrics } from './metrics.js';
 import { OwnedConnections } from './owned-connections.js';
 import { OwnershipKeeper } from './ownership-keeper.js';
 import { PodLease } from './pod-lease.js';
-import { Prober } from './prober.js';
 
 /** The configuration forwarding reads (names as in @iotsupport/config). */
 export interface ForwardingConfig extends GatewayClientConfig {
@@ -43,7 +42,9 @@ export interface ForwardingOptions {
  * of the entities they watch, and sends their `device-logs` and `rotation-updated` events through
  * the gateway client. docs/forwarding.md explains the whole scheme; the parts:
  * PodLease (fence), OwnershipKeeper (claims, take-overs, reconcile), OwnedConnections (local
- * table, channel ref counts), LogFanout (batches → events), FleetSync (notices between pods), Prober.
+ * table, channel ref counts), DeviceLogListener (batches → events), FleetSync (notices between pods).
+ * The ConnectionService calls `ownNewConnection`, `syncOwnerListening` and `forgetRemoved` after
+ * each registry transition; the Prober (ConnectionUpkeep) probes what `owned` holds.
  */
 export class Forwarding {
   readonly gateway: GatewayClient;
@@ -54,9 +55,8 @@ export class Forwarding {
   private readonly connections: ConnectionRegistry;
   private readonly subscriber: Redis;
   private readonly keeper: OwnershipKeeper;
-  private readonly fanout: LogFanout;
+  private readonly listener: DeviceLogListener;
   private readonly sync: FleetSync;
-  private readonly prober: Prober;
   private readonly channelOps = new Map<string, Promise<unknown>>();
   private readonly prefix: string;
   private podChannelName: string | null = null;
@@ -115,19 +115,17 @@ export class Forwarding {
       reconcileIntervalMs: opts.reconcileIntervalMs,
       orphanIntervalMs: opts.orphanIntervalMs,
     });
-    this.fanout = new LogFanout(this.owned, this.gateway, this.metrics, logger);
+    this.listener = new DeviceLogListener(this.owned, this.gateway, this.metrics, logger);
     this.sync = new FleetSync({ redis: opts.redis, prefix: this.prefix, logger, timeoutMs: opts.syncTimeoutMs ?? 1000 });
-    this.prober = new Prober(this.owned, this.gateway, this.connections, this.metrics, logger, config.CONNECTION_PROBE_INTERVAL_SECONDS * 1000);
   }
 
-  /** Starts listening, takes a lease, and begins claiming, taking over and probing. */
+  /** Starts listening, takes a lease, and begins claiming and taking over. */
   async start(): Promise<void> {
     this.subscriber.on('message', (channel: string, message: string) => this.dispatch(channel, message));
     await this.subscriber.connect();
     await this.subscriber.subscribe(fleetChannel(this.prefix), rotationNudgeChannel(this.prefix));
     await this.lease.start();
     this.keeper.start();
-    this.prober.start();
   }
 
   /** Readiness: this pod holds a lease (it can own connections). */
@@ -143,7 +141,6 @@ export class Forwarding {
   async stop(): Promise<void> {
     if (this.draining) return;
     this.keeper.stopTaking();
-    this.prober.stop();
     await this.subscriber.unsubscribe().catch(() => undefined);
     await withTimeout(this.gateway.idle(), this.opts.drainTimeoutMs ?? 5000).catch(() => {
       this.opts.logger.warn({ queued: this.gateway.queueDepth }, 'shutdown: queued events not all sent in time');
@@ -162,11 +159,11 @@ export class Forwarding {
     await this.gateway.destroy();
   }
 
-  // ---- hooks the connection registry calls (registry-hooks.ts) ------------------------------------
+  // ---- what the ConnectionService calls after a registry transition committed -------------------
 
   /** A connect callback landed on this pod: own the connection; forget a replaced stream's owner state. */
-  async afterConnect(requestId: string, token: string, replacedToken: string | null): Promise<void> {
-    if (replacedToken) this.afterRemoval(requestId, replacedToken);
+  async ownNewConnection(requestId: string, token: string, replacedToken: string | null): Promise<void> {
+    if (replacedToken) this.forgetRemoved(requestId, replacedToken);
     try {
       await this.keeper.claim([{ requestId, token }]);
     } catch (err) {
@@ -176,7 +173,7 @@ export class Forwarding {
   }
 
   /** A subscribe/unsubscribe changed what the connection watches: its owner listens before we answer. */
-  async afterSubscriptionChange(requestId: string): Promise<void> {
+  async syncOwnerListening(requestId: string): Promise<void> {
     try {
       const owner = await this.store.ownerOf(requestId);
       if (owner === null) return; // whoever takes it reads its subscriptions then
@@ -190,7 +187,7 @@ export class Forwarding {
   }
 
   /** The registry removed (requestId, token): its owner stops sending to it now. */
-  afterRemoval(requestId: string, token: string): void {
+  forgetRemoved(requestId: string, token: string): void {
     if (this.owned.get(requestId)?.token === token) this.drop([requestId], 'discarded');
     else void this.sync.forget(requestId, token).catch(() => undefined);
   }
@@ -199,8 +196,8 @@ export class Forwarding {
 
   private dispatch(channel: string, message: string): void {
     const entityId = entityIdFromLogChannel(this.prefix, channel);
-    if (entityId !== undefined) return this.fanout.onLogMessage(entityId, message);
-    if (channel === rotationNudgeChannel(this.prefix)) return this.fanout.onNudge(message);
+    if (entityId !== undefined) return this.listener.onLogMessage(entityId, message);
+    if (channel === rotationNudgeChannel(this.prefix)) return this.listener.onNudge(message);
     const notice = parseNotice(message);
     if (notice) void this.onNotice(notice);
   }

@@ -17,14 +17,14 @@ const DEDUP_TTL_MS = 15 * 60 * 1000;
 const DEDUP_MAX = 200_000;
 
 /**
- * Turns what arrives on this pod's channels into gateway sends for the connections it owns:
+ * Listens on this pod's subscriber connection and turns what arrives on its channels into gateway sends for the connections it owns:
  * - an ingest batch of an entity → its `device-logs` events (split under 100 kB), queued to each
  *   owned connection watching the entity, in arrival order (= ingest order: one subscriber
  *   connection, and everything up to the queue is synchronous);
  * - a rotation nudge → one `rotation-updated` `{}` to each owned connection.
  * A batch id already seen on the channel (ingest republished after a crash) is dropped.
  */
-export class LogFanout {
+export class DeviceLogListener {
   private readonly seen = new LRUCache<string, true>({ max: DEDUP_MAX, ttl: DEDUP_TTL_MS, ttlAutopurge: false });
 
   constructor(

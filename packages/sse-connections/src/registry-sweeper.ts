@@ -1,17 +1,16 @@
-import type { ConnectionRegistry } from './registry.js';
+import type { ConnectionRegistry } from '@iotsupport/realtime-state';
+import type { GatewayControl, GatewayProbeAnswer } from './gateway-control.js';
 
-/** What the sweeper needs from the gateway (implemented over @iotsupport/gateway-client in the api). */
-export type GatewayProbeAnswer = 'alive' | 'gone' | 'unreachable';
-
-export interface GatewayControl {
-  /** `/internal/send` with `close: true`. 'gone' = 404 (already closed). */
-  close(token: string, gatewayUrl: string): Promise<'closed' | 'gone' | 'failed'>;
-  /** An empty `/internal/send`: 2xx alive, 404 gone, anything else (5xx, timeout, refused) unreachable. */
-  probe(token: string, gatewayUrl: string): Promise<GatewayProbeAnswer>;
-}
+/**
+ * The removals a sweep makes. On a pod they are the ConnectionService's (each storage step, then
+ * the owner forgets the connection); a bare ConnectionRegistry has the same shape (storage only).
+ */
+export type SweepRemovals = Pick<ConnectionRegistry, 'sweepExpired' | 'gatewayGone' | 'dropUnconfirmed'>;
 
 export interface SweeperOptions {
+  /** Storage reads and the sweep lock. */
   registry: ConnectionRegistry;
+  removals: SweepRemovals;
   gateway: GatewayControl;
   podId: string;
   /** REGISTRY_SWEEP_INTERVAL_SECONDS in ms. */
@@ -84,9 +83,9 @@ export class RegistrySweeper {
   }
 
   async sweepOnce(): Promise<SweepReport> {
-    const { registry, gateway } = this.opts;
+    const { registry, removals, gateway } = this.opts;
     const batch = this.opts.batch ?? 500;
-    const expired = await registry.sweepExpired(batch);
+    const expired = await removals.sweepExpired(batch);
     await inBatches(expired, this.opts.concurrency ?? 16, (c) => gateway.close(c.token, c.gateway));
 
     const report: SweepReport = { expired: expired.length, probed: 0, removed: 0 };
@@ -114,8 +113,8 @@ export class RegistrySweeper {
         if (answer === 'unreachable') unanswered.add(conn.gateway);
       }
       if (answer === 'alive') await registry.markSeen(requestId, conn.token);
-      else if (answer === 'gone') report.removed += (await registry.gatewayGone(requestId, conn.token)).removed ? 1 : 0;
-      else if (conn.lastSeenAtMs < dropCutoff && (await registry.dropUnconfirmed(requestId, conn.token, dropCutoff))) {
+      else if (answer === 'gone') report.removed += (await removals.gatewayGone(requestId, conn.token)).removed ? 1 : 0;
+      else if (conn.lastSeenAtMs < dropCutoff && (await removals.dropUnconfirmed(requestId, conn.token, dropCutoff))) {
         report.removed += 1;
         this.closeInBackground(conn.token, conn.gateway);
       }

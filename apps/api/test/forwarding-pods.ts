@@ -1,22 +1,44 @@
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest } from 'node:http';
 import { Redis } from 'ioredis';
-import { Registry } from 'prom-client';
+import { loadConfig } from '@iotsupport/config';
 import { encodeLogChannelMessage, logChannelName } from '@iotsupport/contracts';
-import { createLogger } from '@iotsupport/observability';
-import { LOCAL_REDIS_URL, listenOnLoopback, deleteRedisPrefix, openSse, readRequestBody, startGatewayStandin, uniqueRedisPrefix, type GatewayStandin, type SseClient } from '@iotsupport/testkit';
-import { Forwarding, ForwardingConnectionRegistry, type ForwardingConfig } from '../src/index.js';
+import { ConnectionRegistry } from '@iotsupport/realtime-state';
+import type { ConnectionService, Forwarding } from '@iotsupport/sse-connections';
+import {
+  ADMIN_DATABASE_URL,
+  LOCAL_MQTT_URL,
+  LOCAL_REDIS_URL,
+  listenOnLoopback,
+  deleteRedisPrefix,
+  openSse,
+  readRequestBody,
+  startGatewayStandin,
+  uniqueId,
+  uniqueRedisPrefix,
+  uniqueTopicPrefix,
+  type GatewayStandin,
+  type SseClient,
+} from '@iotsupport/testkit';
+import { createApiPod, type ApiPod } from '../src/pod.js';
+import { IN_PROCESS_POD_ENV } from './helpers.js';
 
 /**
- * An in-process fleet for forwarding tests: N "pods" (each a Forwarding with its own Redis
- * connections, metrics registry and a minimal gateway-callback handler) behind one callback
- * "load balancer", the testkit's SSE Gateway stand-in, real Redis. The real callback route is the
- * registry's (apps/api); this handler only does what forwarding needs: connect and disconnect.
+ * An in-process fleet for forwarding tests: N api pods, each built and started by createApiPod
+ * (the real callback route, connection service and forwarding), behind one callback "load
+ * balancer", the testkit's SSE Gateway stand-in, real Redis. Subscriptions go straight to a pod's
+ * ConnectionService (the device-logs route only adds the device lookup in PostgreSQL).
  */
 export interface Pod {
+  /** The name given to startPod (its POD_ID is that name made unique per run). */
   id: string;
+  api: ApiPod;
+  /** Its internal listener's callback URL (where the balancer sends the gateway's callbacks). */
+  callbackUrl: string;
   forwarding: Forwarding;
-  registry: ForwardingConnectionRegistry;
-  metrics: Registry;
+  connections: ConnectionService;
+  /** Registry reads on the pod's own Redis connection. */
+  registry: ConnectionRegistry;
+  metrics: ApiPod['deps']['metrics']['registry'];
   redis: Redis;
   /** Callbacks this pod refuses to answer (simulating a lost disconnect callback). */
   ignoreDisconnectOf: Set<string>;
@@ -45,7 +67,8 @@ export interface FleetOptions {
   pods?: number;
   /** per-pod: one gateway stand-in beside each pod, whose callbacks go to that pod only. */
   topology?: 'shared' | 'per-pod';
-  config?: Partial<ForwardingConfig>;
+  /** Extra environment of every pod (config names as in @iotsupport/config). */
+  env?: Record<string, string>;
   /** Delay the gateway's answer to sends whose token is in this set (a slow browser connection). */
   slowTokens?: Set<string>;
   slowDelayMs?: number;
@@ -55,7 +78,7 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-
+const CALLBACK_SECRET = 'forwarding-pods-secret';
 
 export async function startFleet(t: Teardown, options: FleetOptions = {}): Promise<Fleet> {
   const prefix = uniqueRedisPrefix();
@@ -72,32 +95,22 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
   };
 
   // The gateways' CALLBACK_URL. Shared topology: a balancer handing each callback to a random live
-  // pod. Per-pod: /cb/<i> is pod i (its own gateway calls only it).
+  // pod's internal listener. Per-pod: /cb/<i> is pod i (its own gateway calls only it).
   const balancer = createServer((req, res) => {
-    void readRequestBody(req).then(async (raw) => {
+    void readRequestBody(req).then((raw) => {
       const index = Number((req.url ?? '').split('/').pop());
       const pod = perPod ? pods[index] : randomPod();
-      const body = JSON.parse(raw.toString('utf8')) as { action: string; token: string; request: { url: string } };
+      const body = JSON.parse(raw.toString('utf8')) as { action: string; token: string };
       if (!pod) return void res.writeHead(503).end();
-      try {
-        if (body.action === 'connect') {
-          const requestId = new URL(body.request.url, 'http://x').searchParams.get('request_id') ?? '';
-          await pod.registry.connect({
-            requestId,
-            token: body.token,
-            url: body.request.url,
-            subject: 'local-user',
-            bindingExpiresAtMs: 0,
-            receivedBy: pod.id,
-            gateway: perPod ? gateways[index]!.url : fleet.sendUrl,
-          });
-        } else if (body.action === 'disconnect' && !pods.some((p) => p.ignoreDisconnectOf.has(body.token))) {
-          await pod.registry.disconnect(body.token);
-        }
-      } catch {
-        return void res.writeHead(503).end(); // this pod is down (partitioned)
+      if (body.action === 'disconnect' && pods.some((p) => p.ignoreDisconnectOf.has(body.token))) {
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      const forward = httpRequest(pod.callbackUrl, { method: 'POST', headers: { 'content-type': 'application/json' } }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, { 'content-type': 'application/json' });
+        answer.pipe(res);
+      });
+      forward.on('error', () => res.headersSent || res.writeHead(503).end()); // this pod is down
+      forward.end(raw);
     });
   });
   const balancerPort = await listenOnLoopback(balancer);
@@ -109,26 +122,34 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
   const gateway = gateways[0]!;
   const clients: SseClient[] = [];
 
-  const config: ForwardingConfig = {
+  const topicPrefix = uniqueTopicPrefix();
+  const env = (podIndex: number): Record<string, string> => ({
+    ...IN_PROCESS_POD_ENV,
+    // never queried: subscriptions go to the ConnectionService, not the device-logs route
+    DATABASE_URL: ADMIN_DATABASE_URL,
+    REDIS_URL: LOCAL_REDIS_URL,
+    MQTT_URL: LOCAL_MQTT_URL,
     REDIS_KEY_PREFIX: prefix,
-    POD_ID: 'pod',
-    SSE_GATEWAY_URL: gateway.url,
+    MQTT_TOPIC_PREFIX: topicPrefix,
+    SSE_CALLBACK_SECRET: CALLBACK_SECRET,
+    SSE_GATEWAY_URL: perPod ? gateways[podIndex]!.url : gateway.url,
     SSE_GATEWAY_TOPOLOGY: perPod ? 'per-pod' : 'shared',
-    OWNERSHIP_LEASE_SECONDS: 2,
-    CONNECTION_PROBE_INTERVAL_SECONDS: 60,
-    GATEWAY_SEND_CONCURRENCY: 32,
-    GATEWAY_SEND_TIMEOUT_MS: 1000,
-    GATEWAY_SEND_RETRIES: 2,
-    GATEWAY_CONNECTION_QUEUE_LIMIT: 500,
-    GATEWAY_CONNECTION_QUEUE_BYTES: 4 * 1024 * 1024,
-    ...options.config,
-  };
+    OWNERSHIP_LEASE_SECONDS: '2',
+    CONNECTION_PROBE_INTERVAL_SECONDS: '60',
+    GATEWAY_SEND_CONCURRENCY: '32',
+    GATEWAY_SEND_TIMEOUT_MS: '1000',
+    GATEWAY_SEND_RETRIES: '2',
+    GATEWAY_CONNECTION_QUEUE_LIMIT: '500',
+    GATEWAY_CONNECTION_QUEUE_BYTES: String(4 * 1024 * 1024),
+    GRACEFUL_SHUTDOWN_TIMEOUT: '10',
+    ...options.env,
+  });
 
   const fleet: Fleet = {
     prefix,
     gateway,
     gateways,
-    sendUrl: config.SSE_GATEWAY_URL,
+    sendUrl: gateway.url,
     pods,
     publisher,
     async open(requestId, gatewayIndex = 0) {
@@ -138,12 +159,10 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
       return client;
     },
     async subscribe(requestId, deviceId, entityId, pod = randomPod()!) {
-      const result = await pod.registry.subscribe({ requestId, deviceId, entityId, callerSubject: null });
-      if (!result.ok) throw new Error(`subscribe ${requestId} ${entityId}: ${result.code}`);
+      await pod.connections.subscribe({ requestId, deviceId, entityId, callerSubject: null });
     },
     async unsubscribe(requestId, deviceId, pod = randomPod()!) {
-      const result = await pod.registry.unsubscribe({ requestId, deviceId, callerSubject: null });
-      if (!result.ok) throw new Error(`unsubscribe ${requestId}: ${result.code}`);
+      await pod.connections.unsubscribe({ requestId, deviceId, callerSubject: null });
     },
     async publishBatch(entityId, batchId, docs) {
       const now = Date.now();
@@ -153,20 +172,22 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
       );
     },
     async startPod(id) {
-      const redis = new Redis(LOCAL_REDIS_URL);
-      const metrics = new Registry();
-      const logger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', app: 'api', podId: id });
-      const forwarding = new Forwarding({
-        config: { ...config, POD_ID: id, SSE_GATEWAY_URL: perPod ? gateways[pods.length]!.url : config.SSE_GATEWAY_URL },
+      const config = loadConfig('api', { ...env(pods.length), POD_ID: uniqueId(id) });
+      const api = createApiPod(config, { tuning: { takeoverIntervalMs: 200, reconcileIntervalMs: 1000, orphanIntervalMs: 1000 } });
+      await api.start();
+      const { sse } = api.services;
+      const redis = api.clients.redis;
+      const pod: Pod = {
+        id,
+        api,
+        callbackUrl: `${api.addresses().internal}/api/sse/callback?secret=${CALLBACK_SECRET}`,
+        forwarding: sse.forwarding,
+        connections: sse.connections,
+        registry: new ConnectionRegistry(redis, prefix),
+        metrics: api.deps.metrics.registry,
         redis,
-        registry: metrics,
-        logger,
-        takeoverIntervalMs: 200,
-        reconcileIntervalMs: 1000,
-        orphanIntervalMs: 1000,
-      });
-      await forwarding.start();
-      const pod: Pod = { id, forwarding, registry: new ForwardingConnectionRegistry(redis, prefix, forwarding), metrics, redis, ignoreDisconnectOf: new Set() };
+        ignoreDisconnectOf: new Set(),
+      };
       pods.push(pod);
       return pod;
     },
@@ -180,10 +201,7 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
 
   t.teardown(async () => {
     for (const c of clients) c.close();
-    for (const pod of pods) {
-      await pod.forwarding.close().catch(() => undefined);
-      pod.redis.disconnect();
-    }
+    for (const pod of pods) await pod.api.stop();
     for (const g of gateways) await g.stop();
     balancer.close();
     balancer.closeAllConnections();

@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { Redis } from 'ioredis';
-import { CONN_FIELDS, RegistrySweeper, type ConnectionRegistry, type GatewayControl } from '../src/index.js';
+import { CONN_FIELDS, type ConnectionRegistry } from '@iotsupport/realtime-state';
+import { RegistrySweeper, type GatewayControl } from '../src/index.js';
 import { connectInput, registryForTest } from './setup.js';
 
 /** Makes the gateway's last confirmation of a connection `agoMs` old (Redis clock), in the hash and the index alike. */
@@ -42,7 +43,7 @@ t.test('expired bindings are removed and closed at their gateway; a 404 or an un
   }
   gw.alive.add(expired.token);
   gw.alive.add(live.token);
-  const sweeper = new RegistrySweeper({ registry: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0 });
+  const sweeper = new RegistrySweeper({ registry: reg, removals: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0 });
 
   await new Promise((r) => setTimeout(r, 5)); // last_seen strictly before the cutoff
   const first = await sweeper.sweepOnce();
@@ -70,7 +71,7 @@ t.test('an unreachable answer removes a connection only after the unreachable wi
   await reg.subscribe({ requestId: 'slow', deviceId: 1, entityId: 'e', callerSubject: null });
   gw.alive.add(c.token);
   gw.setReachable(false); // e.g. a probe timed out on a loaded gateway: the stream may well be open
-  const sweeper = new RegistrySweeper({ registry: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0, unreachableWindowMs: 60_000 });
+  const sweeper = new RegistrySweeper({ registry: reg, removals: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0, unreachableWindowMs: 60_000 });
 
   await new Promise((r) => setTimeout(r, 5));
   t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 0 }, 'probed, unreachable, but confirmed recently: kept');
@@ -97,7 +98,7 @@ t.test('a 404 removes an unconfirmed connection at once, whatever the unreachabl
   const { reg, consistent } = registryForTest(t);
   const gw = fakeGateway();
   await reg.connect(connectInput('lost'));
-  const sweeper = new RegistrySweeper({ registry: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0, unreachableWindowMs: 3_600_000 });
+  const sweeper = new RegistrySweeper({ registry: reg, removals: reg, gateway: gw.control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 0, unreachableWindowMs: 3_600_000 });
   await new Promise((r) => setTimeout(r, 5));
   t.same(await sweeper.sweepOnce(), { expired: 0, probed: 1, removed: 1 });
   t.same((await consistent()).connections, {});
@@ -113,7 +114,7 @@ t.test('only one pod runs the liveness pass of a round', async (t) => {
   }
   await new Promise((r) => setTimeout(r, 5));
   const reports = await Promise.all(
-    registries.map((registry, i) => new RegistrySweeper({ registry, gateway: gw.control, podId: `p${i}`, intervalMs: 60_000, livenessWindowMs: 0 }).sweepOnce()),
+    registries.map((registry, i) => new RegistrySweeper({ registry, removals: registry, gateway: gw.control, podId: `p${i}`, intervalMs: 60_000, livenessWindowMs: 0 }).sweepOnce()),
   );
   t.same(reports.map((r) => r.probed).sort(), [0, 0, 10], 'one pod probed all ten, the others none');
   t.equal(await registries[0]!.activeConnections(), 10, 'live connections are confirmed, not removed');
@@ -140,7 +141,7 @@ t.test('a gateway that does not answer is probed once per round: a healthy gatew
   const lost = connectInput('lost', { gateway: 'http://gw-ok' });
   await reg.connect(lost);
   await backdateLastSeen(redis, reg, lost.requestId, 90_000);
-  const sweeper = new RegistrySweeper({ registry: reg, gateway: control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 60_000, unreachableWindowMs: 240_000, concurrency: 4 });
+  const sweeper = new RegistrySweeper({ registry: reg, removals: reg, gateway: control, podId: 'p1', intervalMs: 1000, livenessWindowMs: 60_000, unreachableWindowMs: 240_000, concurrency: 4 });
 
   t.same(await sweeper.sweepOnce(), { expired: 0, probed: 4 + 1, removed: 1 }, 'one batch of probes to the hung gateway, then none; the lost stream is removed');
   t.equal(probes.get('http://gw-hung'), 4, 'the hung gateway is not asked again this round');
