@@ -1,4 +1,4 @@
-import { publishRotationNudge } from '@iotsupport/forwarding';
+import { publishRotationNudge } from '@iotsupport/contracts';
 import { createRotationQueue, createRotationService, nextFleetRun, publishingNudger } from '@iotsupport/rotation';
 import type { ApiDeps, ApiServices } from './deps.js';
 import { createSseContext, type SseParts } from './routes/sse-context.js';
@@ -6,7 +6,7 @@ import { createSseContext, type SseParts } from './routes/sse-context.js';
 /**
  * The services the route plugins share, built once per process by buildApi: the SSE context (with
  * forwarding's registry and gateway client when main.ts supplies them) and the RotationService
- * (nudges through forwarding's broadcast path; next fleet run read from the BullMQ scheduler).
+ * (nudges published on the contract's nudge channel; next fleet run read from the BullMQ scheduler).
  * `close` stops the sweeper and closes what these services opened themselves.
  */
 export function createApiServices(deps: ApiDeps, sseParts: SseParts = {}): ApiServices & { close(): Promise<void> } {

@@ -1,4 +1,3 @@
 export { Forwarding, type ForwardingConfig, type ForwardingOptions } from './forwarding.js';
 export { ForwardingConnectionRegistry, type ForwardingHooks } from './registry-hooks.js';
-export { publishRotationNudge, type Publisher } from './rotation-nudge.js';
 export type { ForwardingMetrics } from './metrics.js';
