@@ -2,7 +2,7 @@ import type { Test } from 'tap';
 import { loadConfig, type Config } from '@iotsupport/config';
 import { migrateToLatest } from '@iotsupport/db';
 import { Lifecycle, createLogger, createMetrics } from '@iotsupport/observability';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, isolatedRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
 import { buildApi, type ApiDeps, type ApiServers } from '../src/app.js';
 import { createClients } from '../src/clients.js';
 
@@ -13,15 +13,17 @@ export interface TestApi extends ApiServers {
 
 /**
  * The api as main.ts wires it, on real services, isolated: own database (migrated), Redis key
- * prefix and MQTT topic root. Everything is closed and dropped in t.teardown.
+ * prefix and MQTT topic root. Everything is closed and dropped in t.teardown; the prefix's keys
+ * last, after the api closed (its queue and pod write while closing).
  */
 export async function buildTestApi(t: Test, env: Record<string, string> = {}): Promise<TestApi> {
+  const redisKeyPrefix = isolatedRedisPrefix(t);
   const testDb = await createTestDatabase();
   const config = loadConfig('api', {
     DATABASE_URL: testDb.url,
     REDIS_URL: LOCAL_REDIS_URL,
     MQTT_URL: LOCAL_MQTT_URL,
-    REDIS_KEY_PREFIX: uniqueRedisPrefix(),
+    REDIS_KEY_PREFIX: redisKeyPrefix,
     MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
     LOG_LEVEL: 'silent',
     ...env,
