@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test file with tap and closes with one plain 'N passed, N failed' line.
+# Runs every test file with tap, closes with one plain 'N passed, N failed' line, then fails the
+# run if it left anything behind in Redis or PostgreSQL. Every name a test makes carries this
+# run's TEST_RUN_ID (testkit uniqueId), so runs of other checkouts on the same services are not
+# mistaken for leftovers of this one.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+TEST_RUN_ID="r$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+export TEST_RUN_ID
 log="$(mktemp)"
 pnpm exec tap "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
@@ -12,4 +17,10 @@ fail="$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")"
 skip="$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary")"
 rm -f "$log"
 echo "tests: ${pass:-0} passed, ${fail:-0} failed${skip:+, $skip skipped}"
+if ! node packages/testkit/dist/src/leftovers-cli.js "$TEST_RUN_ID"; then
+  echo "tests left the Redis keys / databases above behind (run $TEST_RUN_ID): a test must delete what it creates"
+  rc=1
+else
+  echo "leftovers: none (run $TEST_RUN_ID)"
+fi
 exit "$rc"

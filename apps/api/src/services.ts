@@ -1,12 +1,13 @@
+import { publishRotationNudge } from '@iotsupport/contracts';
 import { createRotationQueue, createRotationService, nextFleetRun, publishingNudger } from '@iotsupport/rotation';
-import { createSseConnections, publishRotationNudge, type ForwardingTuning } from '@iotsupport/sse-connections';
+import { createSseConnections, type ForwardingTuning } from '@iotsupport/sse-connections';
 import type { ApiDeps, ApiServices } from './deps.js';
 
 /**
  * The services the route plugins share, built once per pod by createApiPod: the SSE connection
- * side (packages/sse-connections) and the RotationService (nudges through forwarding's broadcast
- * path; next fleet run read from the BullMQ scheduler). `close` closes what these services opened
- * themselves, after the listeners closed.
+ * side (packages/sse-connections) and the RotationService (nudges published on the contract's
+ * nudge channel; next fleet run read from the BullMQ scheduler). `close` closes what these
+ * services opened themselves, after the listeners closed.
  */
 export function createApiServices(deps: ApiDeps, tuning?: ForwardingTuning): ApiServices & { close(): Promise<void> } {
   const sse = createSseConnections({ config: deps.config, redis: deps.redis, metrics: deps.metrics.registry, logger: deps.logger, tuning });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { eventually, type SseClient } from '@iotsupport/testkit';
 import { MAX_SEND_BODY_BYTES } from '@iotsupport/gateway-client';
-import { publishRotationNudge } from '@iotsupport/sse-connections';
+import { publishRotationNudge } from '@iotsupport/contracts';
 import { deviceLogs, metricValue, startFleet } from './forwarding-pods.js';
 
 const ENTITIES = ['sensor.a', 'sensor.b', 'sensor.c', 'sensor.d', 'sensor.e'];

@@ -14,7 +14,7 @@ import {
   readRequestBody,
   startGatewayStandin,
   uniqueId,
-  uniqueRedisPrefix,
+  isolatedRedisPrefix,
   uniqueTopicPrefix,
   type GatewayStandin,
   type SseClient,
@@ -81,7 +81,7 @@ interface Teardown {
 const CALLBACK_SECRET = 'forwarding-pods-secret';
 
 export async function startFleet(t: Teardown, options: FleetOptions = {}): Promise<Fleet> {
-  const prefix = uniqueRedisPrefix();
+  const prefix = isolatedRedisPrefix(t);
   const pods: Pod[] = [];
   const admin = new Redis(LOCAL_REDIS_URL);
   const publisher = new Redis(LOCAL_REDIS_URL);

@@ -1,7 +1,7 @@
 import type { Test } from 'tap';
 import { loadConfig } from '@iotsupport/config';
 import { createDb, migrateToLatest } from '@iotsupport/db';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, isolatedRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
 import { createApiPod, type ApiPod } from '../src/pod.js';
 
 /** The environment every in-process test pod gets: loopback, free ports, no drain wait, quiet logs. */
@@ -12,6 +12,7 @@ export const IN_PROCESS_POD_ENV = { HOST: '127.0.0.1', PORT: '0', INTERNAL_PORT:
  * own database (migrated), Redis key prefix and MQTT topic root. Stopped and dropped in t.teardown.
  */
 export async function buildTestApi(t: Test, env: Record<string, string> = {}): Promise<ApiPod> {
+  const redisKeyPrefix = isolatedRedisPrefix(t);
   const testDb = await createTestDatabase();
   const migrator = createDb(testDb.url);
   await migrateToLatest(migrator.db);
@@ -21,7 +22,7 @@ export async function buildTestApi(t: Test, env: Record<string, string> = {}): P
     DATABASE_URL: testDb.url,
     REDIS_URL: LOCAL_REDIS_URL,
     MQTT_URL: LOCAL_MQTT_URL,
-    REDIS_KEY_PREFIX: uniqueRedisPrefix(),
+    REDIS_KEY_PREFIX: redisKeyPrefix,
     MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
     ...env,
   });

@@ -10,7 +10,6 @@ import {
   LOCAL_MQTT_URL,
   LOCAL_REDIS_URL,
   createTestDatabase,
-  deleteRedisPrefix,
   freePort,
   isAddressInUse,
   listeningUrls,
@@ -18,8 +17,8 @@ import {
   metricSample,
   openSse,
   startGatewayStandin,
+  isolatedRedisPrefix,
   uniqueId,
-  uniqueRedisPrefix,
   uniqueTopicPrefix,
   type GatewayStandin,
   type SseClient,
@@ -109,7 +108,7 @@ export const sample = metricSample;
 const ADDRESS_LOGGED = new Set(['trace', 'debug', 'info']);
 
 export async function startProcessFleet(t: Teardown, options: ProcessFleetOptions = {}): Promise<ProcessFleet> {
-  const prefix = uniqueRedisPrefix();
+  const prefix = isolatedRedisPrefix(t);
   const topicPrefix = uniqueTopicPrefix();
   const pods: ApiProcess[] = [];
   const live = () => pods.filter((p) => p.alive);
@@ -241,8 +240,8 @@ export async function startProcessFleet(t: Teardown, options: ProcessFleetOption
     return pod;
   }
 
-  for (let i = 0; i < (options.pods ?? 3); i++) await startPod(`pod-${i}`);
-
+  // Registered before the pods start, so a pod that never becomes ready is still killed and
+  // nothing is left behind; the prefix's keys go after that (isolatedRedisPrefix, registered first).
   t.teardown(async () => {
     for (const c of clients) c.close();
     for (const pod of pods.filter((p) => p.alive)) pod.child.kill('SIGKILL');
@@ -252,9 +251,10 @@ export async function startProcessFleet(t: Teardown, options: ProcessFleetOption
     balancer.close();
     await admin.close();
     await testDb.drop();
-    await deleteRedisPrefix(redis, prefix);
     redis.disconnect();
   });
+  for (let i = 0; i < (options.pods ?? 3); i++) await startPod(`pod-${i}`);
+
 
   return {
     prefix,

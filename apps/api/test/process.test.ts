@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createDb, migrateToLatest, seedDemoData } from '@iotsupport/db';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, eventually, listeningUrls, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, eventually, isolatedRedisPrefix, listeningUrls, uniqueId, uniqueTopicPrefix } from '@iotsupport/testkit';
 
 const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
@@ -42,7 +42,8 @@ t.test('SIGTERM: readiness turns 503 first, requests are still served while drai
     DATABASE_URL: testDb.url,
     REDIS_URL: LOCAL_REDIS_URL,
     MQTT_URL: LOCAL_MQTT_URL,
-    REDIS_KEY_PREFIX: uniqueRedisPrefix(),
+    // Registered before the process's teardown, so its keys are deleted after the process is gone.
+    REDIS_KEY_PREFIX: isolatedRedisPrefix(t),
     MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
     POD_ID: uniqueId('pod'),
     // Long enough that the request sent after readiness turned 503 lands before the listener closes.
@@ -50,8 +51,9 @@ t.test('SIGTERM: readiness turns 503 first, requests are still served while drai
     GRACEFUL_SHUTDOWN_TIMEOUT: '10',
     LOG_LEVEL: 'info',
   });
-  t.teardown(() => {
+  t.teardown(async () => {
     if (api.child.exitCode === null) api.child.kill('SIGKILL');
+    await api.exit;
   });
   const urls = await eventually(() => {
     const { public: publicUrl, internal } = listeningUrls(api.output());

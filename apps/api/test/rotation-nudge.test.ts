@@ -1,7 +1,6 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { decodeRotationNudge, rotationNudgeChannel, type RotationNudgeMessage } from '@iotsupport/contracts';
-import { publishRotationNudge } from '@iotsupport/sse-connections';
+import { decodeRotationNudge, publishRotationNudge, rotationNudgeChannel, type RotationNudgeMessage } from '@iotsupport/contracts';
 import { LOCAL_REDIS_URL, eventually } from '@iotsupport/testkit';
 import { buildTestApi } from './helpers.js';
 

@@ -14,7 +14,7 @@ import {
   startGatewayStandin,
   startOidcIssuer,
   uniqueId,
-  uniqueRedisPrefix,
+  isolatedRedisPrefix,
   uniqueTopicPrefix,
   type GatewayStandin,
   type OidcIssuer,
@@ -58,7 +58,7 @@ export interface Fleet {
 
 export async function startFleet(t: Test, options: FleetOptions = {}): Promise<Fleet> {
   const podCount = options.pods ?? 3;
-  const prefix = uniqueRedisPrefix();
+  const prefix = isolatedRedisPrefix(t);
   const topicPrefix = uniqueTopicPrefix();
   const pods: Pod[] = [];
 

@@ -1,6 +1,6 @@
 import { loadConfigOrExit } from '@iotsupport/config';
 import { Lifecycle, createLogger, createMetrics } from '@iotsupport/observability';
-import { publishRotationNudge } from '@iotsupport/sse-connections';
+import { publishRotationNudge } from '@iotsupport/contracts';
 import { publishingNudger } from '@iotsupport/rotation';
 import { startWorkerApp } from './worker-app.js';
 
@@ -21,7 +21,7 @@ try {
     logger,
     metrics,
     lifecycle,
-    // The broadcast path of forwarding: every api pod sends rotation-updated to the connections it owns.
+    // One PUBLISH on the nudge channel: every api pod sends rotation-updated to the connections it owns.
     createNudger: (redis) => publishingNudger(publishRotationNudge, redis, config.REDIS_KEY_PREFIX),
   });
   const address = await internalServer.listen({ host: config.HOST, port: config.PORT });

@@ -30,7 +30,7 @@ export interface WorkerAppDeps {
   logger: Logger;
   metrics: Metrics;
   lifecycle: Lifecycle;
-  /** Builds the broadcast path on the worker's Redis connection (main.ts: forwarding's publisher). */
+  /** Builds the broadcast path on the worker's Redis connection (main.ts: contracts' publishRotationNudge). */
   createNudger: (redis: Redis) => RotationNudger;
   /** Tests observe which worker ran which slot. */
   onRun?: RotationWorkerOptions['onRun'];

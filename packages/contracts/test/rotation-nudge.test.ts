@@ -1,5 +1,5 @@
 import t from 'tap';
-import { NUDGE_SOURCES, decodeRotationNudge, encodeRotationNudge } from '../src/index.js';
+import { NUDGE_SOURCES, decodeRotationNudge, encodeRotationNudge, publishRotationNudge, rotationNudgeChannel } from '../src/index.js';
 
 t.test('every source encodes to a nudge that decodes back, from a string or a Buffer', async (t) => {
   for (const source of NUDGE_SOURCES) {
@@ -23,4 +23,22 @@ t.test('anything that is not a nudge decodes to undefined, without throwing', as
     'no at_ms': JSON.stringify({ v: 1, source: 'web' }),
   };
   for (const [what, raw] of Object.entries(invalid)) t.equal(decodeRotationNudge(raw), undefined, what);
+});
+
+t.test('publishRotationNudge: one message on the prefix\'s nudge channel that decodes to the source, resolving with the listener count', async (t) => {
+  const published: Array<[string, string]> = [];
+  const publisher = {
+    publish: async (channel: string, message: string) => {
+      published.push([channel, message]);
+      return 3; // what Redis answers: the number of subscribers that heard it
+    },
+  };
+  const before = Date.now();
+  t.equal(await publishRotationNudge(publisher, 'tenant_x', 'worker'), 3, 'the count PUBLISH answered');
+  t.equal(published.length, 1, 'exactly one message');
+  const [channel, message] = published[0]!;
+  t.equal(channel, rotationNudgeChannel('tenant_x'));
+  const nudge = decodeRotationNudge(message);
+  t.equal(nudge?.source, 'worker');
+  t.ok(nudge && nudge.at_ms >= before, 'stamped with the publishing time');
 });

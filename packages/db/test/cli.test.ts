@@ -2,27 +2,15 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import pg from 'pg';
-import { uniqueId } from '@iotsupport/testkit';
+import { ADMIN_DATABASE_URL, adminQuery, uniqueId } from '@iotsupport/testkit';
 import { createDb, DEMO_DEVICES } from '../src/index.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
-const ADMIN_URL = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-
-async function adminQuery(text: string): Promise<void> {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    await c.query(text);
-  } finally {
-    await c.end();
-  }
-}
 
 t.test('migrate creates a missing database, seed is idempotent', async (t) => {
   const name = uniqueId('iot_cli').toLowerCase();
-  const url = new URL(ADMIN_URL);
+  const url = new URL(ADMIN_DATABASE_URL);
   url.pathname = `/${name}`;
   const env = { ...process.env, DATABASE_URL: url.toString(), LOG_LEVEL: 'silent' };
   t.teardown(() => adminQuery(`drop database if exists "${name}" with (force)`));

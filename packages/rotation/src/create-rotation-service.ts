@@ -59,7 +59,7 @@ export function createRotationService(opts: CreateRotationServiceOptions): Rotat
 }
 
 /**
- * A RotationNudger over a publish function and its connection — the apps pass forwarding's
+ * A RotationNudger over a publish function and its connection — the apps pass contracts'
  * `publishRotationNudge` and their Redis client.
  */
 export function publishingNudger<C>(

@@ -8,7 +8,7 @@ export type NudgeSource = 'web' | 'worker' | 'internal';
 /**
  * The broadcast path of the forwarding package, seen from rotation: one call makes every SSE
  * connection receive one `rotation-updated` event. Rotation calls it only after the change it
- * announces has been committed. The apps wire forwarding's `publishRotationNudge` in (api:
+ * announces has been committed. The apps wire contracts' `publishRotationNudge` in (api:
  * routes/rotation.ts, worker: main.ts).
  */
 export interface RotationNudger {

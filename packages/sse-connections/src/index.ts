@@ -5,5 +5,4 @@ export { ConnectionUpkeep } from './connection-upkeep.js';
 export { Forwarding, type ForwardingConfig, type ForwardingOptions } from './forwarding.js';
 export { gatewayControlOver, closeInBackground, type GatewayControl, type GatewayProbeAnswer } from './gateway-control.js';
 export { RegistrySweeper, type SweepRemovals, type SweeperOptions, type SweepReport } from './registry-sweeper.js';
-export { publishRotationNudge, type Publisher } from './rotation-nudge.js';
 export type { ForwardingMetrics } from './metrics.js';

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { publishRotationNudge } from '@iotsupport/sse-connections';
+import { publishRotationNudge } from '@iotsupport/contracts';
 import type { ApiRoutePlugin } from '../deps.js';
 
 const NudgeReply = Type.Object({ status: Type.Literal('ok') }, { additionalProperties: false });
