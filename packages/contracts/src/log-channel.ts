@@ -51,9 +51,25 @@ export const LogChannelMessageSchema = Type.Object(
 
 export type LogChannelMessage = Static<typeof LogChannelMessageSchema>;
 
-/** JSON text of one channel message (what ingest PUBLISHes). */
+/** Every field of a channel message but its docs. */
+export type LogChannelHeader = Omit<LogChannelMessage, 'docs'>;
+
+/**
+ * JSON text of one channel message from docs that are already JSON text (ingest serialises each
+ * line once, at parse time, and reuses that text for Elasticsearch and for this message). The
+ * result is exactly what `JSON.stringify` makes of the decoded message, in schema order.
+ */
+export function assembleLogChannelMessage(header: LogChannelHeader, docsJson: readonly string[]): string {
+  return (
+    `{"v":${header.v},"batch_id":${JSON.stringify(header.batch_id)},"device_entity_id":${JSON.stringify(header.device_entity_id)}` +
+    `,"docs":[${docsJson.join(',')}],"received_at_ms":${header.received_at_ms},"ingested_at_ms":${header.ingested_at_ms}}`
+  );
+}
+
+/** JSON text of one channel message; the same assembly ingest uses, for docs given as objects. */
 export function encodeLogChannelMessage(message: LogChannelMessage): string {
-  return JSON.stringify(message);
+  const { docs, ...header } = message;
+  return assembleLogChannelMessage(header, docs.map((doc) => JSON.stringify(doc)));
 }
 
 /** Parses and validates a channel message; undefined for anything that is not one (never throws). */

@@ -2,7 +2,7 @@ import t from 'tap';
 import { Redis } from 'ioredis';
 import { decodeLogChannelMessage, entityIdFromLogChannel, logChannelName, logChannelPattern } from '@iotsupport/contracts';
 import { LOCAL_REDIS_URL, eventually, metricValue, uniqueRedisPrefix } from '@iotsupport/testkit';
-import { FANOUT_MAX_DOCS_BYTES, RedisFanout, buildFanout, parseMqttMessage, type ParsedMessage } from '../src/index.js';
+import { STORED_BATCH_MAX_DOCS_BYTES, StoredBatchPublisher, storedBatchMessages, parseMqttMessage, type ParsedMessage } from '../src/index.js';
 import { freshMetrics, silentLogger } from './helpers.js';
 
 const OPTS = { indexPrefix: 'logs-', entityField: 'entity_id' };
@@ -14,7 +14,7 @@ async function message(receivedAtMs: number, ...docs: object[]): Promise<ParsedM
 t.test('per message, per entity, in line order; lines without entity are not streamed', async (t) => {
   const m1 = await message(1000, { entity_id: 'a', message: '1' }, { entity_id: 'b', message: '2' }, { message: 'no entity' }, { entity_id: 'a', message: '3' });
   const m2 = await message(2000, { entity_id: 'a', message: '4' });
-  const items = buildFanout([m1, m2], 'pfx', 5000);
+  const items = storedBatchMessages([m1, m2], 'pfx', 5000);
   t.same(
     items.map((i) => i.channel),
     ['pfx:logs:a', 'pfx:logs:b', 'pfx:logs:a'],
@@ -32,19 +32,19 @@ t.test('per message, per entity, in line order; lines without entity are not str
 
 t.test('batch ids are deterministic: a redelivered message gets the same ones', async (t) => {
   const docs = [{ entity_id: 'a', message: 'x' }, { entity_id: 'b', message: 'y' }];
-  const first = buildFanout([await message(1000, ...docs)], 'p', 1)
+  const first = storedBatchMessages([await message(1000, ...docs)], 'p', 1)
     .map((i) => decodeLogChannelMessage(i.payload)!.batch_id);
-  const again = buildFanout([await message(9000, ...docs)], 'p', 2)
+  const again = storedBatchMessages([await message(9000, ...docs)], 'p', 2)
     .map((i) => decodeLogChannelMessage(i.payload)!.batch_id);
   t.same(again, first);
 });
 
 t.test('a big message for one entity is split into parts under the size bound, order kept', async (t) => {
   const docs = Array.from({ length: 3000 }, (_, i) => ({ entity_id: 'big', message: `${i}`.padEnd(200, '.') }));
-  const items = buildFanout([await message(1, ...docs)], 'p', 2);
+  const items = storedBatchMessages([await message(1, ...docs)], 'p', 2);
   t.ok(items.length > 1);
   const decoded = items.map((i) => decodeLogChannelMessage(i.payload)!);
-  t.ok(decoded.every((d) => JSON.stringify(d.docs).length <= FANOUT_MAX_DOCS_BYTES + 2));
+  t.ok(decoded.every((d) => JSON.stringify(d.docs).length <= STORED_BATCH_MAX_DOCS_BYTES + 2));
   t.same(
     decoded.flatMap((d) => d.docs.map((doc) => Number.parseInt(doc.message as string, 10))),
     docs.map((_, i) => i),
@@ -60,7 +60,7 @@ t.test('channel helpers', async (t) => {
   t.equal(decodeLogChannelMessage('not json'), undefined);
 });
 
-t.test('RedisFanout publishes in one pipeline, in order, to real Redis subscribers', async (t) => {
+t.test('StoredBatchPublisher publishes in one pipeline, in order, to real Redis subscribers', async (t) => {
   const prefix = uniqueRedisPrefix();
   const pub = new Redis(LOCAL_REDIS_URL);
   const sub = new Redis(LOCAL_REDIS_URL);
@@ -72,10 +72,10 @@ t.test('RedisFanout publishes in one pipeline, in order, to real Redis subscribe
   sub.on('pmessage', (_p, channel, payload) => received.push([channel, payload]));
   await sub.psubscribe(logChannelPattern(prefix));
   const { registry, metrics } = freshMetrics();
-  const fanout = new RedisFanout(pub, { backoff: { baseMs: 1, capMs: 5 }, signal: new AbortController().signal }, metrics, silentLogger);
+  const fanout = new StoredBatchPublisher(pub, { backoff: { baseMs: 1, capMs: 5 }, signal: new AbortController().signal }, metrics, silentLogger);
   const msgs = [];
   for (let i = 0; i < 20; i++) msgs.push(await message(i, { entity_id: `e${i % 3}`, message: `${i}` }));
-  const items = buildFanout(msgs, prefix, 99);
+  const items = storedBatchMessages(msgs, prefix, 99);
   await fanout.publish(items);
   await eventually(() => received.length === 20);
   t.same(
@@ -86,14 +86,14 @@ t.test('RedisFanout publishes in one pipeline, in order, to real Redis subscribe
   t.equal(await metricValue(registry, 'iot_logsink_fanout_messages_total'), 20);
 });
 
-t.test('RedisFanout retries while Redis is unreachable and gives up only on abort', async (t) => {
+t.test('StoredBatchPublisher retries while Redis is unreachable and gives up only on abort', async (t) => {
   const dead = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
   dead.on('error', () => {});
   t.teardown(() => dead.disconnect());
   const { registry, metrics } = freshMetrics();
   const ac = new AbortController();
-  const fanout = new RedisFanout(dead, { backoff: { baseMs: 1, capMs: 5 }, signal: ac.signal }, metrics, silentLogger);
-  const pending = fanout.publish(buildFanout([await message(1, { entity_id: 'a', message: 'm' })], 'p', 1));
+  const fanout = new StoredBatchPublisher(dead, { backoff: { baseMs: 1, capMs: 5 }, signal: ac.signal }, metrics, silentLogger);
+  const pending = fanout.publish(storedBatchMessages([await message(1, { entity_id: 'a', message: 'm' })], 'p', 1));
   await eventually(async () => (await registry.metrics()).match(/iot_logsink_retry_delay_seconds_count\{target="redis"\} ([3-9]|\d\d)/));
   ac.abort();
   await t.rejects(pending);

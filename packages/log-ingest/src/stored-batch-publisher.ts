@@ -1,13 +1,13 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '@iotsupport/observability';
-import { LOG_CHANNEL_MESSAGE_VERSION, logChannelName } from '@iotsupport/contracts';
+import { LOG_CHANNEL_MESSAGE_VERSION, assembleLogChannelMessage, logChannelName } from '@iotsupport/contracts';
 import { backoffDelayMs, sleepUnlessAborted, type BackoffPolicy } from './backoff.js';
-import { fanoutBatchId } from './ids.js';
+import { channelBatchId } from './ids.js';
 import type { ParsedMessage } from './log-message.js';
 import type { IngestMetrics } from './metrics.js';
 
 /** One PUBLISH of the fan-out. */
-export interface FanoutItem {
+export interface StoredBatchMessage {
   channel: string;
   payload: string;
 }
@@ -16,17 +16,17 @@ export interface FanoutItem {
  * Upper bound of the docs' JSON in one channel message. Keeps every Redis message far below the
  * pub/sub client output buffer limits; the api splits further into < 100 kB gateway events.
  */
-export const FANOUT_MAX_DOCS_BYTES = 256 * 1024;
+export const STORED_BATCH_MAX_DOCS_BYTES = 256 * 1024;
 
 /**
  * The channel messages for messages that were just stored, in receive order: per message, per
  * entity (in order of first appearance), docs in line order, split into parts of at most
- * FANOUT_MAX_DOCS_BYTES. Lines without an entity id, and lines Elasticsearch refused for good
- * (they are in the dead letter, not in the index), are not streamed. The JSON is assembled from
- * each line's serialization (made once at parse time) and matches `LogChannelMessageSchema`.
+ * STORED_BATCH_MAX_DOCS_BYTES. Lines without an entity id, and lines Elasticsearch refused for good
+ * (they are in the dead letter, not in the index), are not streamed. The contract's encoder
+ * assembles each message from the lines' JSON text, made once at parse time.
  */
-export function buildFanout(messages: readonly ParsedMessage[], redisKeyPrefix: string, ingestedAtMs: number): FanoutItem[] {
-  const items: FanoutItem[] = [];
+export function storedBatchMessages(messages: readonly ParsedMessage[], redisKeyPrefix: string, ingestedAtMs: number): StoredBatchMessage[] {
+  const items: StoredBatchMessage[] = [];
   for (const message of messages) {
     const byEntity = new Map<string, string[]>();
     for (const line of message.lines) {
@@ -37,17 +37,17 @@ export function buildFanout(messages: readonly ParsedMessage[], redisKeyPrefix: 
     }
     let part = 0;
     for (const [entityId, docs] of byEntity) {
-      const head = `{"v":${LOG_CHANNEL_MESSAGE_VERSION},"device_entity_id":${JSON.stringify(entityId)},"received_at_ms":${message.receivedAtMs},"ingested_at_ms":${ingestedAtMs}`;
       const channel = logChannelName(redisKeyPrefix, entityId);
       let chunk: string[] = [];
       let bytes = 0;
       const flush = () => {
-        items.push({ channel, payload: `${head},"batch_id":${JSON.stringify(fanoutBatchId(message.digest, part++))},"docs":[${chunk.join(',')}]}` });
+        const header = { v: LOG_CHANNEL_MESSAGE_VERSION, batch_id: channelBatchId(message.digest, part++), device_entity_id: entityId, received_at_ms: message.receivedAtMs, ingested_at_ms: ingestedAtMs } as const;
+        items.push({ channel, payload: assembleLogChannelMessage(header, chunk) });
         chunk = [];
         bytes = 0;
       };
       for (const doc of docs) {
-        if (chunk.length > 0 && bytes + doc.length > FANOUT_MAX_DOCS_BYTES) flush();
+        if (chunk.length > 0 && bytes + doc.length > STORED_BATCH_MAX_DOCS_BYTES) flush();
         chunk.push(doc);
         bytes += doc.length + 1;
       }
@@ -62,7 +62,7 @@ export function buildFanout(messages: readonly ParsedMessage[], redisKeyPrefix: 
  * first item not confirmed, in order, with backoff, until it succeeds or the signal aborts; a
  * repeat after a partial success carries the same `batch_id`s, which subscribers drop.
  */
-export class RedisFanout {
+export class StoredBatchPublisher {
   constructor(
     private readonly redis: Redis,
     private readonly opts: { backoff: BackoffPolicy; signal: AbortSignal },
@@ -70,7 +70,7 @@ export class RedisFanout {
     private readonly logger: Logger,
   ) {}
 
-  async publish(items: readonly FanoutItem[]): Promise<void> {
+  async publish(items: readonly StoredBatchMessage[]): Promise<void> {
     let remaining = items;
     let attempt = 0;
     while (remaining.length > 0) {
@@ -85,7 +85,7 @@ export class RedisFanout {
   }
 
   /** How many items, from the start, Redis confirmed. */
-  private async publishOnce(items: readonly FanoutItem[]): Promise<number> {
+  private async publishOnce(items: readonly StoredBatchMessage[]): Promise<number> {
     const pipeline = this.redis.pipeline();
     for (const item of items) pipeline.publish(item.channel, item.payload);
     try {
