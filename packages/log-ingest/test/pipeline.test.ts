@@ -7,7 +7,7 @@ import { freshMetrics, silentLogger } from './helpers.js';
 
 /** The `message` of every doc in published channel messages, in publish order. */
 function decodeChannelDocs(items: readonly StoredBatchMessage[]): string[] {
-  return items.flatMap((i) => decodeLogChannelMessage(i.payload)!.docs.map((d) => d.message as string));
+  return items.flatMap((i) => decodeLogChannelMessage(i.message)!.docs.map((d) => d.message as string));
 }
 
 function setup(storeDelayMs: (batch: number) => number, maxBatchLines = 5) {

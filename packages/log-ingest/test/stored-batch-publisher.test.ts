@@ -1,11 +1,13 @@
 import t from 'tap';
 import { Redis } from 'ioredis';
-import { decodeLogChannelMessage, logChannelPattern } from '@iotsupport/contracts';
-import { LOCAL_REDIS_URL, eventually, metricValue, uniqueRedisPrefix } from '@iotsupport/testkit';
+import { decodeLogChannelMessage, logChannelName, logChannelPattern } from '@iotsupport/contracts';
+import { LOCAL_REDIS_URL, deleteRedisPrefix, eventually, metricValue, uniqueRedisPrefix } from '@iotsupport/testkit';
+import { deviceStreamKeys, readAfterCursor, streamRetention } from '@iotsupport/log-stream';
 import { STORED_BATCH_MAX_DOCS_BYTES, StoredBatchPublisher, storedBatchMessages, parseMqttMessage, type ParsedMessage } from '../src/index.js';
 import { freshMetrics, silentLogger } from './helpers.js';
 
 const OPTS = { indexPrefix: 'logs-', entityField: 'entity_id' };
+const RETENTION = streamRetention({ LOG_STREAM_MAX_LINES: 1000, LOG_STREAM_MAX_AGE_SECONDS: 600, INGEST_MAX_INFLIGHT: 64, INGEST_SESSION_EXPIRY_SECONDS: 3600 });
 
 async function message(receivedAtMs: number, ...docs: object[]): Promise<ParsedMessage> {
   return parseMqttMessage(Buffer.from(docs.map((d) => JSON.stringify(d)).join('\n')), receivedAtMs, OPTS);
@@ -16,10 +18,10 @@ t.test('per message, per entity, in line order; lines without entity are not str
   const m2 = await message(2000, { entity_id: 'a', message: '4' });
   const items = storedBatchMessages([m1, m2], 'pfx', 5000);
   t.same(
-    items.map((i) => i.channel),
+    items.map((i) => i.keys.channel),
     ['pfx:log:{a}:live', 'pfx:log:{b}:live', 'pfx:log:{a}:live'],
   );
-  const decoded = items.map((i) => decodeLogChannelMessage(i.payload));
+  const decoded = items.map((i) => decodeLogChannelMessage(i.message));
   t.ok(decoded.every(Boolean), 'every payload matches LogChannelMessageSchema');
   t.same(
     decoded.map((d) => d!.docs.map((doc) => doc.message)),
@@ -33,9 +35,9 @@ t.test('per message, per entity, in line order; lines without entity are not str
 t.test('batch ids are deterministic: a redelivered message gets the same ones', async (t) => {
   const docs = [{ entity_id: 'a', message: 'x' }, { entity_id: 'b', message: 'y' }];
   const first = storedBatchMessages([await message(1000, ...docs)], 'p', 1)
-    .map((i) => decodeLogChannelMessage(i.payload)!.batch_id);
+    .map((i) => decodeLogChannelMessage(i.message)!.batch_id);
   const again = storedBatchMessages([await message(9000, ...docs)], 'p', 2)
-    .map((i) => decodeLogChannelMessage(i.payload)!.batch_id);
+    .map((i) => decodeLogChannelMessage(i.message)!.batch_id);
   t.same(again, first);
 });
 
@@ -43,7 +45,7 @@ t.test('a big message for one entity is split into parts under the size bound, o
   const docs = Array.from({ length: 3000 }, (_, i) => ({ entity_id: 'big', message: `${i}`.padEnd(200, '.') }));
   const items = storedBatchMessages([await message(1, ...docs)], 'p', 2);
   t.ok(items.length > 1);
-  const decoded = items.map((i) => decodeLogChannelMessage(i.payload)!);
+  const decoded = items.map((i) => decodeLogChannelMessage(i.message)!);
   t.ok(decoded.every((d) => JSON.stringify(d.docs).length <= STORED_BATCH_MAX_DOCS_BYTES + 2));
   t.same(
     decoded.flatMap((d) => d.docs.map((doc) => Number.parseInt(doc.message as string, 10))),
@@ -51,16 +53,12 @@ t.test('a big message for one entity is split into parts under the size bound, o
   );
 });
 
-t.test('channel helpers', async (t) => {
-  t.equal(decodeLogChannelMessage('{"v":2}'), undefined, 'anything but a valid v1 message decodes to undefined');
-  t.equal(decodeLogChannelMessage('not json'), undefined);
-});
-
-t.test('StoredBatchPublisher publishes in one pipeline, in order, to real Redis subscribers', async (t) => {
+t.test('StoredBatchPublisher appends and publishes in one pipeline, in order, to real Redis subscribers; a repeat is skipped', async (t) => {
   const prefix = uniqueRedisPrefix();
   const pub = new Redis(LOCAL_REDIS_URL);
   const sub = new Redis(LOCAL_REDIS_URL);
-  t.teardown(() => {
+  t.teardown(async () => {
+    await deleteRedisPrefix(pub, prefix);
     pub.disconnect();
     sub.disconnect();
   });
@@ -68,18 +66,29 @@ t.test('StoredBatchPublisher publishes in one pipeline, in order, to real Redis 
   sub.on('pmessage', (_p, channel, payload) => received.push([channel, payload]));
   await sub.psubscribe(logChannelPattern(prefix));
   const { registry, metrics } = freshMetrics();
-  const fanout = new StoredBatchPublisher(pub, { backoff: { baseMs: 1, capMs: 5 }, signal: new AbortController().signal }, metrics, silentLogger);
+  const publisher = new StoredBatchPublisher(pub, { backoff: { baseMs: 1, capMs: 5 }, signal: new AbortController().signal, retention: RETENTION }, metrics, silentLogger);
   const msgs = [];
   for (let i = 0; i < 20; i++) msgs.push(await message(i, { entity_id: `e${i % 3}`, message: `${i}` }));
   const items = storedBatchMessages(msgs, prefix, 99);
-  await fanout.publish(items);
+  await publisher.publish(items);
   await eventually(() => received.length === 20);
   t.same(
     received.map(([c]) => c),
-    items.map((i) => i.channel),
+    items.map((i) => i.keys.channel),
     'arrival order = receive order',
   );
+  const e0 = received.filter(([c]) => c === logChannelName(prefix, 'e0')).map(([, p]) => decodeLogChannelMessage(p)!);
+  t.same(e0.map((m) => [m.first_offset, m.docs[0]!.message, m.ids]), msgs.filter((_, i) => i % 3 === 0).map((m, k) => [k + 1, m.lines[0]!.doc.message, [m.lines[0]!.id]]), 'offsets follow the device\'s lines; ids are the documents\' ids');
   t.equal(await metricValue(registry, 'iot_logsink_fanout_messages_total'), 20);
+
+  await publisher.publish(items); // the broker redelivered everything after a crash
+  t.equal(await metricValue(registry, 'iot_logsink_stream_duplicate_batches_total'), 20, 'every repeat is recognised');
+  t.equal(await metricValue(registry, 'iot_logsink_fanout_messages_total'), 20, 'and not published again');
+  const window = await readAfterCursor(pub, deviceStreamKeys(prefix, 'e0'), RETENTION, { epoch: e0[0]!.epoch!, ms: 0, offset: 0 }, 100);
+  t.match(window, { recoverable: true, head: { offset: 7 } }, 'the device stream holds each line once');
+  await publisher.publish(storedBatchMessages([await message(99, { entity_id: 'e0', message: 'after' })], prefix, 100));
+  await eventually(() => received.length === 21);
+  t.equal(received.length, 21, 'nothing but the new message was published');
 });
 
 t.test('StoredBatchPublisher retries while Redis is unreachable and gives up only on abort', async (t) => {
@@ -88,7 +97,7 @@ t.test('StoredBatchPublisher retries while Redis is unreachable and gives up onl
   t.teardown(() => dead.disconnect());
   const { registry, metrics } = freshMetrics();
   const ac = new AbortController();
-  const fanout = new StoredBatchPublisher(dead, { backoff: { baseMs: 1, capMs: 5 }, signal: ac.signal }, metrics, silentLogger);
+  const fanout = new StoredBatchPublisher(dead, { backoff: { baseMs: 1, capMs: 5 }, signal: ac.signal, retention: RETENTION }, metrics, silentLogger);
   const pending = fanout.publish(storedBatchMessages([await message(1, { entity_id: 'a', message: 'm' })], 'p', 1));
   await eventually(async () => (await registry.metrics()).match(/iot_logsink_retry_delay_seconds_count\{target="redis"\} ([3-9]|\d\d)/));
   ac.abort();
