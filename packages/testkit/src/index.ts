@@ -7,3 +7,4 @@ export * from './ports.js';
 export * from './metrics.js';
 export * from './http-body.js';
 export * from './mqtt.js';
+export * from './keycloak-standin.js';
