@@ -85,9 +85,9 @@ export class DeviceClients {
     return row!;
   }
 
-  /** A row due now: the worker's next pass brings the client in line (after a provisioning failed). */
-  async retrySoon(clientId: string): Promise<void> {
-    await idpOutbox.add(this.deps.db, [clientId]);
+  /** Makes a guard row due now: the worker's next pass brings the client in line (a provisioning failed). */
+  async retrySoon(guard: OutboxRow): Promise<void> {
+    if (!(await idpOutbox.makeDue(this.deps.db, guard.id))) await idpOutbox.add(this.deps.db, [guard.client_id]);
   }
 
   /** Sets the client's secret at the identity provider (inside the provisioning transaction). */

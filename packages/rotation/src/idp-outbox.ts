@@ -39,6 +39,12 @@ export const idpOutbox = {
     return row !== undefined;
   },
 
+  /** False when the row is gone (applied meanwhile). */
+  async makeDue(db: Kysely<Database>, id: string): Promise<boolean> {
+    const row = await db.updateTable('idp_outbox').set({ next_attempt_at: sql`now()` }).where('id', '=', id).returning('id').executeTakeFirst();
+    return row !== undefined;
+  },
+
   async recordFailure(db: Kysely<Database>, id: string, error: string): Promise<void> {
     await db
       .updateTable('idp_outbox')

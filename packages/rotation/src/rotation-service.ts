@@ -143,7 +143,7 @@ export class RotationService {
       if (!(err instanceof IdentityProviderUnavailableError || err instanceof IdentityProviderRejectedError)) throw err;
       this.deps.logger[err instanceof IdentityProviderRejectedError ? 'error' : 'warn']({ err, deviceId }, 'identity provider did not take the new secret; nothing changed');
       // The provider may have applied it before failing: the worker puts back the secret we kept.
-      await clients.retrySoon(clientId);
+      await clients.retrySoon(guard);
       throw new AppError('IDENTITY_PROVIDER_UNAVAILABLE');
     }
   }
