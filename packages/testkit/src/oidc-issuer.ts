@@ -76,7 +76,8 @@ function generate(alg: IssuerKeyAlg): { privateKey: KeyObject; publicKey: KeyObj
 
 const b64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
-export async function startOidcIssuer(options: { audience?: string; alg?: IssuerKeyAlg } = {}): Promise<OidcIssuer> {
+/** `port`: a fixed loopback port (the `make dev` stand-in); default a free one. */
+export async function startOidcIssuer(options: { audience?: string; alg?: IssuerKeyAlg; port?: number } = {}): Promise<OidcIssuer> {
   const audience = options.audience ?? 'iotsupport-test';
   const keys = new Map<string, IssuerKey>();
   const requests = { discovery: 0, jwks: 0 };
@@ -103,7 +104,8 @@ export async function startOidcIssuer(options: { audience?: string; alg?: Issuer
     if (mounted.some((handler) => handler(req, res, path))) return;
     send(404, { error: 'not found' });
   });
-  base = `http://127.0.0.1:${await listenOnLoopback(server)}`;
+  const port = options.port ? await new Promise<number>((resolve, reject) => server.once('error', reject).listen(options.port, '127.0.0.1', () => resolve(options.port!))) : await listenOnLoopback(server);
+  base = `http://127.0.0.1:${port}`;
   const url = `${base}/realms/test`;
 
   const addKey = (alg: IssuerKeyAlg = options.alg ?? 'RS256', publish = true): string => {
