@@ -62,6 +62,17 @@ stop() {
 trap stop INT TERM
 
 start es packages/testkit/dist/src/cli.js -- es --port "$es_port"
+# OIDC_ENABLED=true without an OIDC_ISSUER_URL: the Keycloak stand-in plays the identity provider
+# (devices become its clients; docs/identity-provider.md). With OIDC_ISSUER_URL, a real Keycloak is used.
+if [ "${OIDC_ENABLED:-false}" = true ] && [ -z "${OIDC_ISSUER_URL:-}" ]; then
+  keycloak_port="${KEYCLOAK_STANDIN_PORT:-8080}"
+  export OIDC_ISSUER_URL="http://127.0.0.1:${keycloak_port}/realms/test"
+  export OIDC_AUDIENCE="${OIDC_AUDIENCE:-iotsupport-api}"
+  export IDP_ADMIN_CLIENT_ID="${IDP_ADMIN_CLIENT_ID:-iotsupport-admin}"
+  export IDP_ADMIN_CLIENT_SECRET="${IDP_ADMIN_CLIENT_SECRET:-dev-only-admin-secret}"
+  start keycloak packages/testkit/dist/src/cli.js -- keycloak --port "$keycloak_port" --audience "$OIDC_AUDIENCE" \
+    --admin-client-id "$IDP_ADMIN_CLIENT_ID" --admin-client-secret "$IDP_ADMIN_CLIENT_SECRET"
+fi
 start gateway packages/testkit/dist/src/cli.js -- gateway --port "$gateway_port" \
   --callback-url "http://127.0.0.1:${api_internal_port}/api/sse/callback?secret=${SSE_CALLBACK_SECRET}"
 start api apps/api/dist/src/main.js PORT="$api_port" INTERNAL_PORT="$api_internal_port"

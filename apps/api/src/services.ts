@@ -1,4 +1,5 @@
 import { publishRotationNudge } from '@iotsupport/contracts';
+import { createIdentityProvider } from '@iotsupport/identity-provider';
 import { createRotationQueue, createRotationService, nextFleetRun, publishingNudger } from '@iotsupport/rotation';
 import { createSseConnections, type ForwardingTuning } from '@iotsupport/sse-connections';
 import type { ApiDeps, ApiServices } from './deps.js';
@@ -22,6 +23,8 @@ export function createApiServices(deps: ApiDeps, tuning?: ForwardingTuning): Api
     logger: deps.logger,
     registry: deps.metrics.registry,
     nextScheduledRotation: () => nextFleetRun(queue, deps.config.ROTATION_CRON),
+    // Devices are clients at Keycloak when OIDC is on with a service account (docs/identity-provider.md).
+    identityProvider: createIdentityProvider(deps.config),
   });
   return {
     sse,

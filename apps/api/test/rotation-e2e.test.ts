@@ -1,23 +1,18 @@
 import t, { type Test } from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import mqtt from 'mqtt';
 import { Redis } from 'ioredis';
-import { mqttTopic } from '@iotsupport/config';
 import { decodeRotationNudge, rotationNudgeChannel } from '@iotsupport/contracts';
 import { createDb, DeviceModelRepository, DeviceRepository, migrateToLatest, type Device } from '@iotsupport/db';
 import { createLogger } from '@iotsupport/observability';
 import { createRotationQueue, createSecretBox, RotationStore } from '@iotsupport/rotation';
-import { createTestDatabase, eventually, LOCAL_MQTT_URL, LOCAL_REDIS_URL, uniqueId, uniqueTopicPrefix, type SseClient } from '@iotsupport/testkit';
+import { createTestDatabase, eventually, LOCAL_REDIS_URL, uniqueId, uniqueTopicPrefix, type SseClient } from '@iotsupport/testkit';
 import { startProcessFleet, sample, type ProcessFleet } from './process-fleet.js';
+import { dispatchNotices, startWorkerProcess } from './worker-process.js';
 
 /**
  * Rotation's must-show, end to end: 2 api processes and 2 worker processes (BullMQ on real
  * Redis), PostgreSQL, Mosquitto, the SSE Gateway stand-in, and simulated devices that listen on
  * MQTT and call provisioning then config. The subtests share one setup and run in order.
  */
-const WORKER_MAIN = fileURLToPath(new URL('../../../worker/dist/src/main.js', import.meta.url));
 const SECRET_KEY = 'rotation-e2e-secret-key-0123456789';
 const TIMEOUT_SECONDS = 3;
 
@@ -91,40 +86,20 @@ t.before(async () => {
 
   // Two worker processes on the same queue, as two worker pods would run.
   for (const worker of [0, 1]) {
-    const child = spawn(process.execPath, [WORKER_MAIN], {
-      env: {
-        PATH: process.env.PATH,
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        POD_ID: workerIds[worker]!,
-        DATABASE_URL: testDb.url,
-        REDIS_URL: LOCAL_REDIS_URL,
-        REDIS_KEY_PREFIX: fleet.prefix,
-        MQTT_URL: LOCAL_MQTT_URL,
-        MQTT_TOPIC_PREFIX: topicPrefix,
-        SECRET_KEY,
-        ROTATION_CRON: FLEET_CRON,
-        ROTATION_TICK_SECONDS: '1',
-        ROTATION_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const started = await startWorkerProcess(t, {
+      POD_ID: workerIds[worker]!,
+      DATABASE_URL: testDb.url,
+      REDIS_KEY_PREFIX: fleet.prefix,
+      MQTT_TOPIC_PREFIX: topicPrefix,
+      SECRET_KEY,
+      ROTATION_CRON: FLEET_CRON,
+      ROTATION_TICK_SECONDS: '1',
+      ROTATION_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
     });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = once(child, 'close');
-    t.teardown(async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    });
-    // PORT=0: the internal listener's address is in the start-up log line.
-    workerUrls.push((await eventually(() => /"address":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(output)?.[1], 30_000, 50))!);
+    workerUrls.push(started.url);
   }
 
   // Simulated devices: one MQTT session, notices dispatched by client id.
-  const client = await mqtt.connectAsync(LOCAL_MQTT_URL);
   devices = rows.map((device) => ({
     device,
     clientId: `iotdevice-thermo-x-${device.key}`,
@@ -140,15 +115,7 @@ t.before(async () => {
       return res.status;
     },
   }));
-  client.on('message', (_topic, payload) => {
-    const { client_id } = JSON.parse(payload.toString()) as { client_id: string };
-    const sim = devices.find((d) => d.clientId === client_id);
-    if (!sim) return;
-    sim.notices += 1;
-    void sim.behaviour(sim);
-  });
-  await client.subscribeAsync(mqttTopic({ MQTT_TOPIC_PREFIX: topicPrefix }, 'iotsupport/updates/provisioning'), { qos: 1 });
-
+  const client = await dispatchNotices(topicPrefix, devices);
   // Every nudge published by anyone (api pods, workers), counted at the source.
   const listener = new Redis(LOCAL_REDIS_URL);
   listener.on('message', (_c, raw) => {

@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import mqtt from 'mqtt';
 import type { Config } from '@iotsupport/config';
 import { createDb } from '@iotsupport/db';
+import { createIdentityProvider } from '@iotsupport/identity-provider';
 import {
   addClientReadinessChecks,
   closeMqtt,
@@ -18,8 +19,10 @@ import {
   createRotationQueue,
   createRotationService,
   createRotationWorker,
+  registerIdpOutboxGauge,
   registerRotationStateGauge,
   SchedulerWatchdog,
+  startIdpOutboxPoller,
   type RotationService,
   type RotationNudger,
   type RotationWorkerOptions,
@@ -68,9 +71,15 @@ export async function startWorkerApp(deps: WorkerAppDeps): Promise<WorkerApp> {
     nudger: deps.createNudger(queueRedis),
     logger,
     registry: metrics.registry,
+    identityProvider: createIdentityProvider(config),
   });
   const rotationMetrics = createRotationMetrics(metrics.registry);
   registerRotationStateGauge(metrics.registry, service.store);
+  // Device clients the identity provider missed (a crash, an outage) are retried every interval.
+  const outboxPoller = service.deviceClients.enabled
+    ? startIdpOutboxPoller(service.deviceClients, config.IDP_SYNC_INTERVAL_SECONDS * 1000, logger.child({ component: 'device-clients' }))
+    : undefined;
+  if (outboxPoller) registerIdpOutboxGauge(metrics.registry, service.deviceClients);
 
   const settings = { cron: config.ROTATION_CRON, tickSeconds: config.ROTATION_TICK_SECONDS };
   const queue = createRotationQueue(queueRedis, config.REDIS_KEY_PREFIX);
@@ -97,6 +106,7 @@ export async function startWorkerApp(deps: WorkerAppDeps): Promise<WorkerApp> {
   const internalServer = createInternalServer({ logger, lifecycle, registry: metrics.registry });
 
   lifecycle.onShutdown('stop scheduler watchdog', () => watchdog.stop());
+  lifecycle.onShutdown('stop identity provider outbox poller', async () => outboxPoller?.stop());
   // Worker.close() waits for the job in progress and takes no new one. Without Redis no job can
   // finish (its completion is a Redis write) and BullMQ would wait for the connection: force it.
   const redisUp = () => workerRedis.status === 'ready' && queueRedis.status === 'ready';

@@ -81,6 +81,17 @@ function crossFieldProblems(env: Env): ConfigProblem[] {
   if (env.OIDC_ENABLED) {
     if (!env.OIDC_ISSUER_URL) problems.push({ variable: 'OIDC_ISSUER_URL', problem: 'is required when OIDC_ENABLED=true' });
     if (!env.OIDC_AUDIENCE) problems.push({ variable: 'OIDC_AUDIENCE', problem: 'is required when OIDC_ENABLED=true' });
+    if (env.NODE_ENV === 'production') {
+      for (const variable of ['IDP_ADMIN_CLIENT_ID', 'IDP_ADMIN_CLIENT_SECRET'] as const) {
+        if (!env[variable]) problems.push({ variable, problem: 'is required when OIDC_ENABLED=true and NODE_ENV=production (device clients at the identity provider)' });
+      }
+    }
+  }
+  if (env.OIDC_ENABLED && env.IDP_ADMIN_CLIENT_ID && env.OIDC_ISSUER_URL && !/\/realms\/[^/?#]+\/?$/.test(env.OIDC_ISSUER_URL)) {
+    problems.push({ variable: 'OIDC_ISSUER_URL', problem: 'must end with /realms/<realm> when IDP_ADMIN_CLIENT_ID is set (the Keycloak admin API is derived from it)' });
+  }
+  if ((env.IDP_ADMIN_CLIENT_ID === undefined) !== (env.IDP_ADMIN_CLIENT_SECRET === undefined)) {
+    problems.push({ variable: 'IDP_ADMIN_CLIENT_ID', problem: 'and IDP_ADMIN_CLIENT_SECRET must be set together' });
   }
   const cronProblem = cronExpressionProblem(env.ROTATION_CRON);
   if (cronProblem) problems.push({ variable: 'ROTATION_CRON', problem: `${cronProblem} (got ${JSON.stringify(env.ROTATION_CRON)})` });

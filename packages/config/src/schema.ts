@@ -109,6 +109,20 @@ export const EnvSchema = Type.Object({
   ROTATION_TICK_SECONDS: Type.Integer({ minimum: 1, default: 5 }),
   /** How often each worker checks that the rotation job schedulers exist (and re-creates a missing one). */
   ROTATION_SCHEDULER_WATCHDOG_SECONDS: Type.Integer({ minimum: 1, default: 30 }),
+
+  // ---- identity provider: device clients at Keycloak (docs/identity-provider.md) --------------
+  /**
+   * Client id of the service account that manages device clients through Keycloak's admin API
+   * (realm-management roles manage-clients and view-clients). With OIDC on, required in production;
+   * elsewhere, without it, device secrets stay the api's own and the identity provider is not told.
+   */
+  IDP_ADMIN_CLIENT_ID: Type.Optional(Type.String({ minLength: 1 })),
+  /** Secret of that service account. */
+  IDP_ADMIN_CLIENT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  /** Timeout of each admin API or token request; past it the outcome is unknown and retried. */
+  IDP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 1, maximum: 60000, default: 5000 }),
+  /** How often each worker retries device clients the identity provider is not in step with (the outbox). */
+  IDP_SYNC_INTERVAL_SECONDS: Type.Integer({ minimum: 1, default: 5 }),
 });
 
 export type Env = Static<typeof EnvSchema>;

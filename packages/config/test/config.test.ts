@@ -64,3 +64,18 @@ t.test('a ROTATION_CRON the job scheduler cannot use stops the start, naming it'
   t.equal(loadConfig('worker', { ROTATION_CRON: '30 3 * * 1-5' }).ROTATION_CRON, '30 3 * * 1-5');
   t.equal(loadConfig('worker', { ROTATION_CRON: '*/10 * * * * *' }).ROTATION_CRON, '*/10 * * * * *', 'seconds field, as BullMQ accepts');
 });
+
+t.test('identity provider: required with OIDC in production, set in pairs, realm issuer', async (t) => {
+  const oidcProd = { NODE_ENV: 'production', SSE_CALLBACK_SECRET: 's3cret', SECRET_KEY: '0123456789abcdef0123', OIDC_ENABLED: 'true', OIDC_ISSUER_URL: 'https://idp.example/realms/iot', OIDC_AUDIENCE: 'iot' };
+  t.same(problemsOf(() => loadConfig('api', oidcProd)).sort(), ['IDP_ADMIN_CLIENT_ID', 'IDP_ADMIN_CLIENT_SECRET']);
+  const ok = loadConfig('api', { ...oidcProd, IDP_ADMIN_CLIENT_ID: 'iotsupport-admin', IDP_ADMIN_CLIENT_SECRET: 'x' });
+  t.equal(ok.IDP_REQUEST_TIMEOUT_MS, 5000);
+  t.equal(ok.IDP_SYNC_INTERVAL_SECONDS, 5);
+  t.same(problemsOf(() => loadConfig('api', { IDP_ADMIN_CLIENT_ID: 'a' })), ['IDP_ADMIN_CLIENT_ID'], 'id without secret');
+  t.same(
+    problemsOf(() => loadConfig('api', { ...oidcProd, OIDC_ISSUER_URL: 'https://idp.example/oauth', IDP_ADMIN_CLIENT_ID: 'a', IDP_ADMIN_CLIENT_SECRET: 'b' })),
+    ['OIDC_ISSUER_URL'],
+    'the admin API is derived from a realm issuer',
+  );
+  t.equal(loadConfig('api', { OIDC_ENABLED: 'true', OIDC_ISSUER_URL: 'https://idp.example/realms/iot', OIDC_AUDIENCE: 'iot' }).IDP_ADMIN_CLIENT_ID, undefined, 'optional outside production');
+});

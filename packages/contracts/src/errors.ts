@@ -26,6 +26,7 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'Service is shutting down or a dependency is unavailable' },
+  IDENTITY_PROVIDER_UNAVAILABLE: { status: 503, message: 'The identity provider is unreachable; nothing was changed, try again later' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -49,9 +49,21 @@ export interface DevicesTable {
   updated_at: GeneratedTimestamp;
 }
 
+/** Device clients to bring in line at the identity provider (migration 0003, packages/rotation device-clients.ts). */
+export interface IdpOutboxTable {
+  id: ColumnType<string, never, never>;
+  /** `iotdevice-<model code>-<key>`: what the identity provider must hold is read from `devices` when processed. */
+  client_id: string;
+  attempts: ColumnType<number, never, number>;
+  next_attempt_at: GeneratedTimestamp;
+  last_error: string | null;
+  created_at: GeneratedTimestamp;
+}
+
 export interface Database {
   device_models: DeviceModelsTable;
   devices: DevicesTable;
+  idp_outbox: IdpOutboxTable;
 }
 
 export type DeviceModel = Selectable<DeviceModelsTable>;

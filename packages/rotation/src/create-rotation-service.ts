@@ -2,7 +2,9 @@ import type { Kysely } from 'kysely';
 import type { MqttClient } from 'mqtt';
 import type { Registry } from 'prom-client';
 import type { Database } from '@iotsupport/db';
+import type { IdentityProvider } from '@iotsupport/identity-provider';
 import type { Logger } from '@iotsupport/observability';
+import { DeviceClients } from './device-clients.js';
 import { createRotationNoticeCounter } from './metrics.js';
 import type { NudgeSource, RotationNudger } from './nudge.js';
 import { createMqttProvisioningNotifier } from './provisioning-notifier.js';
@@ -19,6 +21,8 @@ export interface RotationServiceConfig {
   MQTT_TOPIC_PREFIX: string;
   ROTATION_TIMEOUT_SECONDS: number;
   ROTATION_CRITICAL_THRESHOLD_DAYS: number;
+  /** Bounds a provisioning's calls to the identity provider (4 requests at most): see provisioningGuardSeconds. */
+  IDP_REQUEST_TIMEOUT_MS?: number;
 }
 
 export interface CreateRotationServiceOptions {
@@ -33,15 +37,20 @@ export interface CreateRotationServiceOptions {
   nextScheduledRotation?: () => Promise<Date | null>;
   /** See RotationServiceDeps.noticeTimeoutMs. */
   noticeTimeoutMs?: number;
+  /** Keycloak (identity-provider's createIdentityProvider); undefined: secrets stay the api's own. */
+  identityProvider?: IdentityProvider;
 }
 
 /** The one way the api and the worker build their RotationService, so both announce the same way. */
 export function createRotationService(opts: CreateRotationServiceOptions): RotationService {
   const { config, logger } = opts;
   const notices = opts.registry ? createRotationNoticeCounter(opts.registry) : undefined;
+  const secretBox = createSecretBox({ secretKey: config.SECRET_KEY, nodeEnv: config.NODE_ENV, logger });
   return new RotationService({
     db: opts.db,
-    secretBox: createSecretBox({ secretKey: config.SECRET_KEY, nodeEnv: config.NODE_ENV, logger }),
+    secretBox,
+    deviceClients: new DeviceClients({ db: opts.db, identityProvider: opts.identityProvider, secretBox, logger: logger.child({ component: 'device-clients' }) }),
+    provisioningGuardSeconds: Math.ceil((4 * (config.IDP_REQUEST_TIMEOUT_MS ?? 5000)) / 1000) + 5,
     notifier: createMqttProvisioningNotifier({
       client: opts.mqttClient,
       // The rule of @iotsupport/config's mqttTopic: the prefix, then the topic.

@@ -1,8 +1,10 @@
-export { createSecretBox, generateClientSecret, secretContext, SecretDecryptError, type SecretBox, type SecretBoxOptions } from './secret-box.js';
+export { createSecretBox, generateClientSecret, readableSecret, secretContext, SecretDecryptError, type SecretBox, type SecretBoxOptions } from './secret-box.js';
 export { deviceClientId, parseDeviceClientId } from './client-id.js';
+export { DeviceClients, type DeviceClientsDeps } from './device-clients.js';
+export { startIdpOutboxPoller, type IdpOutboxPoller } from './idp-outbox-poller.js';
 export type { NudgeSource, RotationNudger } from './nudge.js';
 export { createMqttProvisioningNotifier, whenConnected, MqttNotConnectedError, type ProvisioningNotifier, type MqttProvisioningNotifierOptions } from './provisioning-notifier.js';
-export { RotationStore, withRotationColumns, type RotationSecretColumns, type RotationDatabase, type RotationTarget, type DashboardRow } from './rotation-store.js';
+export { RotationStore, withRotationColumns, type RotationStoreOptions, type SecretPublication, type RotationSecretColumns, type RotationDatabase, type RotationTarget, type DashboardRow } from './rotation-store.js';
 export { buildDashboard, categorize, type Dashboard, type DashboardDevice, type DashboardCategory } from './dashboard.js';
 export {
   RotationService,
@@ -35,4 +37,4 @@ export {
   type RotationJobName,
 } from './scheduling.js';
 export { createRotationWorker, scheduledSlot, type RotationWorkerOptions } from './rotation-worker.js';
-export { createRotationMetrics, createRotationNoticeCounter, registerRotationStateGauge, type RotationMetrics } from './metrics.js';
+export { createRotationMetrics, createRotationNoticeCounter, registerIdpOutboxGauge, registerRotationStateGauge, type RotationMetrics } from './metrics.js';

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ROTATION_STATES } from '@iotsupport/db';
+import type { DeviceClients } from './device-clients.js';
 import type { RotationStore } from './rotation-store.js';
 
 export interface RotationMetrics {
@@ -67,6 +68,25 @@ export function registerRotationStateGauge(registry: Registry, store: RotationSt
       const { counts, inactive } = await store.countByState();
       for (const state of ROTATION_STATES) this.set({ state }, counts[state]);
       this.set({ state: 'inactive' }, inactive);
+    },
+  });
+}
+
+/**
+ * `iot_idp_outbox_rows{state="pending"|"failing"}`: device clients waiting to be brought in line
+ * at the identity provider, and those that failed at least once (rotation starts nothing while
+ * any is failing). Read from PostgreSQL at scrape time.
+ */
+export function registerIdpOutboxGauge(registry: Registry, clients: DeviceClients): Gauge<'state'> {
+  return new Gauge({
+    name: 'iot_idp_outbox_rows',
+    help: 'Device clients not yet in step with the identity provider (pending), and those that failed at least once (failing)',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const { pending, failing } = await clients.backlog();
+      this.set({ state: 'pending' }, pending);
+      this.set({ state: 'failing' }, failing);
     },
   });
 }

@@ -1,8 +1,11 @@
 import type { Kysely } from 'kysely';
+import { AppError } from '@iotsupport/contracts';
 import type { Database, Device, JsonObject, RotationState } from '@iotsupport/db';
+import { IdentityProviderRejectedError, IdentityProviderUnavailableError } from '@iotsupport/identity-provider';
 import { withTimeout, type Logger } from '@iotsupport/observability';
 import { deviceClientId } from './client-id.js';
 import { buildDashboard, type Dashboard } from './dashboard.js';
+import { DeviceClients } from './device-clients.js';
 import type { NudgeSource, RotationNudger } from './nudge.js';
 import type { ProvisioningNotifier } from './provisioning-notifier.js';
 import { RotationStore, type RotationTarget } from './rotation-store.js';
@@ -11,6 +14,14 @@ import type { SecretBox } from './secret-box.js';
 export interface RotationServiceDeps {
   db: Kysely<Database>;
   secretBox: SecretBox;
+  /** Devices' clients at the identity provider; default: none (secrets stay ours alone). */
+  deviceClients?: DeviceClients;
+  /**
+   * How long a provisioning's guard row waits before the worker may apply it: longer than the
+   * provisioning's own calls to the identity provider can take, so it only ever repairs a
+   * provisioning that died (default 30 s).
+   */
+  provisioningGuardSeconds?: number;
   notifier: ProvisioningNotifier;
   nudger: RotationNudger;
   logger: Logger;
@@ -62,9 +73,12 @@ export interface TickResult {
  */
 export class RotationService {
   readonly store: RotationStore;
+  /** Device CRUD that keeps the identity provider in step (the api's device routes use it). */
+  readonly deviceClients: DeviceClients;
 
   constructor(private readonly deps: RotationServiceDeps) {
-    this.store = new RotationStore(deps.db);
+    this.deviceClients = deps.deviceClients ?? new DeviceClients({ db: deps.db, identityProvider: undefined, secretBox: deps.secretBox, logger: deps.logger });
+    this.store = new RotationStore(deps.db, { idpOutbox: this.deviceClients.enabled });
   }
 
   /** Queues every active OK device (see RotationStore.queueFleet for `notRotatedSince`) and starts the first one. */
@@ -91,17 +105,47 @@ export class RotationService {
   /** The frequent job: expire overdue PENDING devices, then start the next one. Idempotent. */
   async tick(source: NudgeSource): Promise<TickResult> {
     const expired = await this.store.expireTimedOut(this.deps.timeoutSeconds);
-    if (expired.length > 0) this.deps.logger.warn({ devices: expired }, 'rotation timed out; previous secret restored');
+    if (expired.length > 0) {
+      this.deps.logger.warn({ devices: expired }, 'rotation timed out; previous secret restored');
+      // The restored secrets go back to the identity provider now; what fails is retried by applyDue.
+      await this.deviceClients.applyDue();
+    }
     const started = await this.startNextAfterCommit();
     await this.afterCommit(started, source, expired.length > 0);
     return { expired, started: started?.id ?? null };
   }
 
-  /** `GET /api/iot/provisioning`: a fresh secret for the authenticated device. */
+  /**
+   * `GET /api/iot/provisioning`: during the device's rotation attempt a fresh secret, set at the
+   * identity provider before it is committed here; outside an attempt its current secret
+   * (RotationStore.provisionSecret). Identity provider unreachable: 503 IDENTITY_PROVIDER_UNAVAILABLE
+   * and nothing changed — the device keeps its working secret and the attempt times out.
+   */
   async provision(device: Device): Promise<ProvisioningResponse> {
-    const secret = await this.store.provisionSecret(device.id, this.deps.secretBox);
-    this.deps.logger.info({ deviceId: device.id, state: device.rotation_state }, 'device fetched new credentials');
-    return { device_key: device.key, client_id: deviceClientId(device.device_model_code, device.key), client_secret: secret };
+    const clientId = deviceClientId(device.device_model_code, device.key);
+    const secret = await this.provisionedSecret(device.id, clientId);
+    this.deps.logger.info({ deviceId: device.id, state: device.rotation_state }, 'device fetched its credentials');
+    return { device_key: device.key, client_id: clientId, client_secret: secret };
+  }
+
+  private async provisionedSecret(deviceId: number, clientId: string): Promise<string> {
+    const clients = this.deviceClients;
+    if (!clients.enabled) return this.store.provisionSecret(deviceId, this.deps.secretBox);
+    // Survives a crash between the identity provider's change and our commit, so the worker repairs it.
+    const guard = await clients.guard(clientId, this.deps.provisioningGuardSeconds ?? 30);
+    try {
+      return await this.store.provisionSecret(deviceId, this.deps.secretBox, {
+        clientId,
+        guardId: guard.id,
+        publish: (secret) => clients.publishSecret(clientId, secret),
+      });
+    } catch (err) {
+      if (!(err instanceof IdentityProviderUnavailableError || err instanceof IdentityProviderRejectedError)) throw err;
+      this.deps.logger[err instanceof IdentityProviderRejectedError ? 'error' : 'warn']({ err, deviceId }, 'identity provider did not take the new secret; nothing changed');
+      // The provider may have applied it before failing: the worker puts back the secret we kept.
+      await clients.retrySoon(guard);
+      throw new AppError('IDENTITY_PROVIDER_UNAVAILABLE');
+    }
   }
 
   /**
@@ -149,6 +193,11 @@ export class RotationService {
    */
   private async startNextAfterCommit(): Promise<RotationTarget | undefined> {
     try {
+      if (await this.deviceClients.outOfStep()) {
+        // The rotation waits: a device told now could not get a secret the identity provider accepts.
+        this.deps.logger.warn('identity provider out of step with the database; no rotation starts until the worker repairs it');
+        return undefined;
+      }
       return await this.store.startNext();
     } catch (err) {
       this.deps.logger.error({ err }, 'starting the next rotation failed; the next tick retries it');

@@ -1,7 +1,10 @@
 import { sql, type Kysely } from 'kysely';
 import { AppError } from '@iotsupport/contracts';
 import type { Database, RotationState, Timestamp } from '@iotsupport/db';
-import { generateClientSecret, secretContext, type SecretBox } from './secret-box.js';
+import { deviceClientId } from './client-id.js';
+import { lockDeviceClient } from './client-lock.js';
+import { idpOutbox } from './idp-outbox.js';
+import { generateClientSecret, readableSecret, secretContext, type SecretBox } from './secret-box.js';
 
 /**
  * The device-state transitions of credential rotation, each one transaction against PostgreSQL.
@@ -30,6 +33,11 @@ export function withRotationColumns(db: Kysely<Database>): Kysely<RotationDataba
   return db.withTables<{ devices: RotationSecretColumns }>();
 }
 
+/** The other way: RotationDatabase only adds columns, so a query of the plain schema runs on it unchanged. */
+function withoutRotationColumns(db: Kysely<RotationDatabase>): Kysely<Database> {
+  return db as unknown as Kysely<Database>;
+}
+
 const UNIQUE_VIOLATION = '23505';
 const ONE_PENDING_INDEX = 'devices_one_pending_idx';
 
@@ -47,10 +55,27 @@ export interface RotationTarget {
 
 export type QueueDeviceResult = 'queued' | 'already_pending';
 
+export interface RotationStoreOptions {
+  /** An identity provider holds the devices' secrets: a restored secret also adds an `idp_outbox` row. */
+  idpOutbox?: boolean;
+}
+
+/** How a provisioning that makes a new secret hands it to the identity provider before committing. */
+export interface SecretPublication {
+  clientId: string;
+  /** The guard row (DeviceClients.guard) this provisioning removes when it commits. */
+  guardId: string;
+  /** Sets the secret at the identity provider; throwing rolls the new secret back. */
+  publish(secret: string): Promise<void>;
+}
+
 export class RotationStore {
   private readonly db: Kysely<RotationDatabase>;
 
-  constructor(db: Kysely<Database>) {
+  constructor(
+    db: Kysely<Database>,
+    private readonly options: RotationStoreOptions = {},
+  ) {
     this.db = withRotationColumns(db);
   }
 
@@ -146,32 +171,53 @@ export class RotationStore {
    * otherwise the secret never changed and nothing needs restoring. Returns the expired ids.
    */
   async expireTimedOut(timeoutSeconds: number): Promise<number[]> {
-    const fetchedDuringAttempt = sql<boolean>`coalesce(secret_created_at > last_rotation_attempt_at, false)`;
-    const rows = await this.db
-      .updateTable('devices')
-      .set({
-        rotation_state: 'TIMEOUT',
-        client_secret: sql`case when ${fetchedDuringAttempt} then cached_secret else client_secret end`,
-        secret_created_at: sql`case when ${fetchedDuringAttempt} then cached_secret_created_at else secret_created_at end`,
-        cached_secret: sql`case when ${fetchedDuringAttempt} then null else cached_secret end`,
-        cached_secret_created_at: sql`case when ${fetchedDuringAttempt} then null else cached_secret_created_at end`,
-        updated_at: sql`now()`,
-      })
-      .where('rotation_state', '=', 'PENDING')
-      .where(sql<boolean>`last_rotation_attempt_at < clock_timestamp() - make_interval(secs => ${timeoutSeconds})`)
-      .returning('id')
-      .execute();
-    return rows.map((r) => r.id);
+    return this.db.transaction().execute(async (trx) => {
+      const fetchedDuringAttempt = sql<boolean>`coalesce(secret_created_at > last_rotation_attempt_at, false)`;
+      const rows = await trx
+        .updateTable('devices')
+        .set({
+          rotation_state: 'TIMEOUT',
+          client_secret: sql`case when ${fetchedDuringAttempt} then cached_secret else client_secret end`,
+          secret_created_at: sql`case when ${fetchedDuringAttempt} then cached_secret_created_at else secret_created_at end`,
+          cached_secret: sql`case when ${fetchedDuringAttempt} then null else cached_secret end`,
+          cached_secret_created_at: sql`case when ${fetchedDuringAttempt} then null else cached_secret_created_at end`,
+          updated_at: sql`now()`,
+        })
+        .where('rotation_state', '=', 'PENDING')
+        .where(sql<boolean>`last_rotation_attempt_at < clock_timestamp() - make_interval(secs => ${timeoutSeconds})`)
+        .returning('id')
+        .execute();
+      const ids = rows.map((r) => r.id);
+      if (this.options.idpOutbox && ids.length > 0) {
+        // The identity provider must get the restored secret back (applying the row when nothing was restored is harmless).
+        const clients = await trx
+          .selectFrom('devices as d')
+          .innerJoin('device_models as m', 'm.id', 'd.device_model_id')
+          .select(['d.key', 'm.code'])
+          .where('d.id', 'in', ids)
+          .execute();
+        await idpOutbox.add(withoutRotationColumns(trx), clients.map((c) => deviceClientId(c.code, c.key)));
+      }
+      return ids;
+    });
   }
 
   /**
-   * Generates and stores a new client secret for the device and returns it in clear (the only
-   * time it is ever in clear). The secret it replaces is cached for a restore — except on a
-   * second fetch during the same PENDING attempt, where the cache already holds the secret from
-   * before the attempt, the one a restore must bring back.
+   * The device's client secret in clear (the only time it is ever in clear).
+   *
+   * During a rotation attempt (PENDING) a new secret is generated and stored; the one it replaces
+   * is cached for a restore — except on a second fetch during the same attempt, where the cache
+   * already holds the secret from before the attempt, the one a restore must bring back. Outside
+   * an attempt the current secret is returned unchanged (a device cannot rotate at will); only a
+   * device that has none yet (or one SECRET_KEY can no longer decrypt) gets a first one.
+   *
+   * With `publication`, a new secret is set at the identity provider before the commit, under the
+   * client's lock: if that fails, nothing changes here and the guard row repairs whatever the
+   * identity provider may have applied.
    */
-  async provisionSecret(deviceId: number, box: SecretBox): Promise<string> {
+  async provisionSecret(deviceId: number, box: SecretBox, publication?: SecretPublication): Promise<string> {
     return this.db.transaction().execute(async (trx) => {
+      if (publication) await lockDeviceClient(trx, publication.clientId);
       const row = await trx
         .selectFrom('devices')
         .select([
@@ -183,18 +229,23 @@ export class RotationStore {
         .forUpdate()
         .executeTakeFirst();
       if (!row) throw new AppError('DEVICE_NOT_FOUND');
-      const secret = generateClientSecret();
-      const keepCache = row.rotation_state === 'PENDING' && row.fetched_during_attempt;
-      await trx
-        .updateTable('devices')
-        .set({
-          client_secret: box.encrypt(secret, secretContext(deviceId)),
-          secret_created_at: sql`clock_timestamp()`,
-          ...(keepCache ? {} : { cached_secret: sql`client_secret`, cached_secret_created_at: sql`secret_created_at` }),
-          updated_at: sql`now()`,
-        })
-        .where('id', '=', deviceId)
-        .execute();
+      const current = row.rotation_state === 'PENDING' ? undefined : readableSecret(box, row.client_secret, deviceId);
+      const secret = current ?? generateClientSecret();
+      if (current === undefined) {
+        const keepCache = row.rotation_state === 'PENDING' && row.fetched_during_attempt;
+        await trx
+          .updateTable('devices')
+          .set({
+            client_secret: box.encrypt(secret, secretContext(deviceId)),
+            secret_created_at: sql`clock_timestamp()`,
+            ...(keepCache ? {} : { cached_secret: sql`client_secret`, cached_secret_created_at: sql`secret_created_at` }),
+            updated_at: sql`now()`,
+          })
+          .where('id', '=', deviceId)
+          .execute();
+        await publication?.publish(secret);
+      }
+      if (publication) await idpOutbox.take(withoutRotationColumns(trx), publication.guardId);
       return secret;
     });
   }

@@ -78,3 +78,17 @@ export function generateClientSecret(): string {
 export function secretContext(deviceId: number): string {
   return `device:${deviceId}`;
 }
+
+/**
+ * A device's stored secret in clear; undefined when it has none or it no longer decrypts (SECRET_KEY
+ * changed): callers then treat the device as never provisioned.
+ */
+export function readableSecret(box: SecretBox, stored: string | null, deviceId: number): string | undefined {
+  if (stored === null) return undefined;
+  try {
+    return box.decrypt(stored, secretContext(deviceId));
+  } catch (err) {
+    if (err instanceof SecretDecryptError) return undefined;
+    throw err;
+  }
+}

@@ -8,3 +8,4 @@ export * from './metrics.js';
 export * from './http-body.js';
 export * from './mqtt.js';
 export * from './leftovers.js';
+export * from './keycloak-standin.js';

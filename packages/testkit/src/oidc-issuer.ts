@@ -1,5 +1,5 @@
 import { createHmac, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createSigner, type Algorithm } from 'fast-jwt';
 import { listenOnLoopback } from './ports.js';
 
@@ -58,8 +58,15 @@ export interface OidcIssuer {
   retire(kid: string): void;
   /** Makes `kid` the default signing key. */
   useKey(kid: string): void;
+  /**
+   * Serves more paths on the issuer's own origin (the Keycloak stand-in's token endpoint and admin
+   * API live next to the realm, as in Keycloak). The handler returns false for paths it does not serve.
+   */
+  mount(handler: IssuerRouteHandler): void;
   close(): Promise<void>;
 }
+
+export type IssuerRouteHandler = (req: IncomingMessage, res: ServerResponse, path: string) => boolean;
 
 function generate(alg: IssuerKeyAlg): { privateKey: KeyObject; publicKey: KeyObject } {
   if (alg === 'ES256') return generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -69,13 +76,15 @@ function generate(alg: IssuerKeyAlg): { privateKey: KeyObject; publicKey: KeyObj
 
 const b64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
-export async function startOidcIssuer(options: { audience?: string; alg?: IssuerKeyAlg } = {}): Promise<OidcIssuer> {
+/** `port`: a fixed loopback port (the `make dev` stand-in); default a free one. */
+export async function startOidcIssuer(options: { audience?: string; alg?: IssuerKeyAlg; port?: number } = {}): Promise<OidcIssuer> {
   const audience = options.audience ?? 'iotsupport-test';
   const keys = new Map<string, IssuerKey>();
   const requests = { discovery: 0, jwks: 0 };
   let currentKid = '';
   let stranger: IssuerKey | undefined;
   let base = '';
+  const mounted: IssuerRouteHandler[] = [];
 
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -92,9 +101,11 @@ export async function startOidcIssuer(options: { audience?: string; alg?: Issuer
       const published = [...keys.values()].filter((k) => k.published);
       return send(200, { keys: published.map((k) => ({ ...k.publicKey.export({ format: 'jwk' }), kid: k.kid, alg: k.alg, use: 'sig' })) });
     }
+    if (mounted.some((handler) => handler(req, res, path))) return;
     send(404, { error: 'not found' });
   });
-  base = `http://127.0.0.1:${await listenOnLoopback(server)}`;
+  const port = options.port ? await new Promise<number>((resolve, reject) => server.once('error', reject).listen(options.port, '127.0.0.1', () => resolve(options.port!))) : await listenOnLoopback(server);
+  base = `http://127.0.0.1:${port}`;
   const url = `${base}/realms/test`;
 
   const addKey = (alg: IssuerKeyAlg = options.alg ?? 'RS256', publish = true): string => {
@@ -162,6 +173,7 @@ export async function startOidcIssuer(options: { audience?: string; alg?: Issuer
       keyOf(kid);
       currentKid = kid;
     },
+    mount: (handler) => void mounted.push(handler),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

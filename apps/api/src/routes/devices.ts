@@ -1,12 +1,11 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { DeviceRepository } from '@iotsupport/db';
-import type { ApiDeps } from '../deps.js';
+import type { ApiRoutePlugin } from '../deps.js';
 import { CreateDeviceBody, DeviceIdParams, DeviceJson, UpdateDeviceBody, errorResponses, toDeviceJson } from './device-schemas.js';
 
 /** `GET/POST /api/devices`, `GET/PUT/DELETE /api/devices/:id` (public listener). */
-const deviceRoutes: FastifyPluginAsyncTypebox<ApiDeps> = async (app, deps) => {
-  const devices = new DeviceRepository(deps.db);
+const deviceRoutes: ApiRoutePlugin = async (app, deps) => {
+  // Create, model change and delete keep the device's client at the identity provider in step.
+  const devices = deps.rotation.deviceClients;
   const tags = ['devices'];
 
   app.get('/api/devices', { schema: { tags, summary: 'Every device, by id', response: { 200: Type.Array(DeviceJson) } } }, async () => {

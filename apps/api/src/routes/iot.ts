@@ -24,7 +24,7 @@ const ProvisioningJson = Type.Object(
   {
     device_key: Type.String(),
     client_id: Type.String({ description: 'iotdevice-<model code>-<key>' }),
-    client_secret: Type.String({ description: 'Freshly generated; shown this once' }),
+    client_secret: Type.String({ description: 'During a rotation attempt a fresh secret (already accepted by the identity provider); otherwise the current one' }),
   },
   { additionalProperties: false },
 );
@@ -81,7 +81,8 @@ const iotRoutes: ApiRoutePlugin = async (app, deps) => {
     {
       schema: {
         tags,
-        summary: "A fresh client secret for the calling device (its previous one is kept, encrypted, to restore on a rotation timeout)",
+        summary:
+          "The calling device's client secret: a new one during its rotation attempt (set at the identity provider first; the previous one is kept to restore on a timeout), its current one otherwise (docs/identity-provider.md). 503 IDENTITY_PROVIDER_UNAVAILABLE: nothing changed, retry later",
         querystring: DeviceKeyQuery,
         response: { 200: ProvisioningJson, ...errorResponses(401, 503) },
       },

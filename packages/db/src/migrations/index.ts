@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_device_registry.js';
 import * as m0002 from './0002_rotation_state_machine.js';
+import * as m0003 from './0003_identity_provider_outbox.js';
 
 /**
  * Every migration, in order. Kysely applies them by name (sorted), so names start with a
@@ -13,6 +14,7 @@ import * as m0002 from './0002_rotation_state_machine.js';
 export const MIGRATIONS: Record<string, Migration> = {
   '0001_device_registry': m0001,
   '0002_rotation_state_machine': m0002,
+  '0003_identity_provider_outbox': m0003,
   // ---- append new migrations above this line ----
 };
 
