@@ -5,6 +5,7 @@
  */
 export const ERRORS = {
   VALIDATION_FAILED: { status: 400, message: 'Request validation failed' },
+  BAD_REQUEST: { status: 400, message: 'Bad request' },
   INVALID_JSON: { status: 400, message: 'Request body is not valid JSON' },
   INVALID_CALLBACK: { status: 400, message: 'Invalid SSE gateway callback' },
   INVALID_REQUEST_ID: { status: 400, message: 'request_id must be 1-128 characters of [A-Za-z0-9_-]' },
@@ -12,6 +13,9 @@ export const ERRORS = {
   INVALID_TOKEN: { status: 401, message: 'Invalid or expired token' },
   INVALID_CALLBACK_SECRET: { status: 401, message: 'Invalid callback secret' },
   INVALID_DEVICE_CREDENTIALS: { status: 401, message: 'Unknown device or invalid device credentials' },
+  ADMIN_ROLE_REQUIRED: { status: 403, message: 'This operation requires the administrator role' },
+  USER_TOKEN_REQUIRED: { status: 403, message: "This route is for users; a device client's token is refused" },
+  FORBIDDEN: { status: 403, message: 'Forbidden' },
   NO_IDENTITY_BINDING: { status: 403, message: 'The SSE connection is unknown or not bound to an identity' },
   IDENTITY_MISMATCH: { status: 403, message: "The caller is not the SSE connection's subject" },
   NOT_FOUND: { status: 404, message: 'Route not found' },
@@ -23,8 +27,12 @@ export const ERRORS = {
   DUPLICATE_DEVICE_MODEL_CODE: { status: 409, message: 'A device model with this code already exists' },
   INVALID_DEVICE_CONFIG: { status: 422, message: 'Device config must be a JSON object' },
   DEVICE_INACTIVE: { status: 409, message: 'The device is inactive and cannot be rotated' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'Method not allowed' },
+  NOT_ACCEPTABLE: { status: 406, message: 'Not acceptable' },
+  PRECONDITION_FAILED: { status: 412, message: 'Precondition failed' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'Request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type' },
+  RANGE_NOT_SATISFIABLE: { status: 416, message: 'Range not satisfiable' },
   SERVICE_UNAVAILABLE: { status: 503, message: 'Service is shutting down or a dependency is unavailable' },
   INTERNAL_ERROR: { status: 500, message: 'Internal server error' },
 } as const satisfies Record<string, { status: number; message: string }>;
