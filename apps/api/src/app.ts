@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import { createHttpServer, createInternalServer } from '@iotsupport/observability';
 import type { ApiContext, ApiDeps, ApiRoutePlugin, ApiServices } from './deps.js';
+import { installRouteAuth, openApiSecuritySchemes } from './route-auth.js';
 import deviceModelRoutes from './routes/device-models.js';
 import deviceRoutes from './routes/devices.js';
 import iotRoutes from './routes/iot.js';
@@ -18,6 +19,8 @@ export type { ApiContext, ApiDeps, ApiRoutePlugin } from './deps.js';
  * ROUTE REGISTRATION — one line per feature.
  * A feature is `src/routes/<feature>.ts` whose default export is an ApiRoutePlugin (a fastify
  * plugin that receives the ApiContext — deps and shared services — as its options). Import it above and add it to ONE list below.
+ * Every public route declares who may call it, `config: { auth: 'public' | 'user' | 'admin' | 'device' }`
+ * (route-auth.ts; the public listener does not start with a route that lacks it; table: docs/api-auth.md).
  * ============================================================================================= */
 
 /** Public listener (PORT): what browsers, devices and operators call. */
@@ -44,17 +47,24 @@ export interface ApiServers {
   internalServer: FastifyInstance;
 }
 
-function openApiDocs(app: FastifyInstance): void {
+/** The OpenAPI document and its UI at /api/docs: public, so clients can learn how to authenticate (docs/api-auth.md). */
+function openApiDocs(app: FastifyInstance, cookieName: string): void {
   void app.register(swagger, {
     openapi: {
       info: {
         title: 'iotsupport-realtime api',
         version: '1',
-        description: 'Public REST API of the api pods. Every error body is {"error": string, "code": string}.',
+        description: 'Public REST API of the api pods. Every error body is {"error": string, "code": string}. Who may call what: docs/api-auth.md.',
       },
+      components: { securitySchemes: openApiSecuritySchemes(cookieName) },
     },
   });
-  void app.register(swaggerUi, { routePrefix: '/api/docs' });
+  void app.register(async (docs) => {
+    docs.addHook('onRoute', (route) => {
+      route.config = { ...route.config, auth: 'public' };
+    });
+    await docs.register(swaggerUi, { routePrefix: '/api/docs' });
+  });
 }
 
 /**
@@ -67,7 +77,8 @@ export function buildApi(deps: ApiDeps, services: ApiServices): ApiServers {
 
   const publicServer = createHttpServer(deps.logger, 'public');
   publicServer.setValidatorCompiler(TypeBoxValidatorCompiler);
-  openApiDocs(publicServer);
+  installRouteAuth(publicServer, { verifier: services.sse.verifier, config: deps.config, logger: deps.logger });
+  openApiDocs(publicServer, deps.config.OIDC_COOKIE_NAME);
   for (const routes of PUBLIC_ROUTES) void publicServer.register(routes, context);
 
   const internalServer = createInternalServer({ logger: deps.logger, lifecycle: deps.lifecycle, registry: deps.metrics.registry });

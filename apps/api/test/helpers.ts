@@ -1,7 +1,7 @@
 import type { Test } from 'tap';
 import { loadConfig } from '@iotsupport/config';
 import { createDb, migrateToLatest } from '@iotsupport/db';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, isolatedRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, isolatedRedisPrefix, startOidcIssuer, uniqueTopicPrefix, type OidcIssuer } from '@iotsupport/testkit';
 import { createApiPod, type ApiPod } from '../src/pod.js';
 
 /** The environment every in-process test pod gets: loopback, free ports, no drain wait, quiet logs. */
@@ -12,6 +12,13 @@ export const IN_PROCESS_POD_ENV = { HOST: '127.0.0.1', PORT: '0', INTERNAL_PORT:
  * own database (migrated), Redis key prefix and MQTT topic root. Stopped and dropped in t.teardown.
  */
 export async function buildTestApi(t: Test, env: Record<string, string> = {}): Promise<ApiPod> {
+  const pod = await createTestPod(t, env);
+  await pod.start();
+  return pod;
+}
+
+/** buildTestApi's pod before start(): its routes are registered only then (route table tests). */
+export async function createTestPod(t: Test, env: Record<string, string> = {}): Promise<ApiPod> {
   const redisKeyPrefix = isolatedRedisPrefix(t);
   const testDb = await createTestDatabase();
   const migrator = createDb(testDb.url);
@@ -31,6 +38,17 @@ export async function buildTestApi(t: Test, env: Record<string, string> = {}): P
     await pod.stop();
     await testDb.drop();
   });
-  await pod.start();
   return pod;
+}
+
+/** buildTestApi with OIDC on, verifying tokens of its own test issuer (closed in t.teardown). */
+export async function buildOidcTestApi(t: Test, env: Record<string, string> = {}): Promise<ApiPod & { issuer: OidcIssuer }> {
+  const issuer = await startOidcIssuer();
+  t.teardown(() => issuer.close());
+  return { ...(await buildTestApi(t, oidcEnv(issuer, env))), issuer };
+}
+
+/** The environment of a pod verifying `issuer`'s tokens. */
+export function oidcEnv(issuer: OidcIssuer, env: Record<string, string> = {}): Record<string, string> {
+  return { OIDC_ENABLED: 'true', OIDC_ISSUER_URL: issuer.url, OIDC_AUDIENCE: issuer.audience, ...env };
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { eventually, startOidcIssuer } from '@iotsupport/testkit';
-import { buildTestApi } from './helpers.js';
+import { eventually } from '@iotsupport/testkit';
+import { buildOidcTestApi, buildTestApi } from './helpers.js';
 import { call, createDevices, watchNotices, watchNudges } from './rotation-helpers.js';
 
 t.test('OIDC off: device_key authenticates; provisioning then config completes the rotation and starts the next', async (t) => {
@@ -44,15 +44,9 @@ t.test('OIDC off: device_key authenticates; provisioning then config completes t
 });
 
 t.test('OIDC on: a device token is matched on azp; user tokens, other clients and device_key are refused', async (t) => {
-  const issuer = await startOidcIssuer();
-  t.teardown(() => issuer.close());
-  const { publicServer: app } = await buildTestApi(t, {
-    OIDC_ENABLED: 'true',
-    OIDC_ISSUER_URL: issuer.url,
-    OIDC_AUDIENCE: issuer.audience,
-  });
-  const [a] = await createDevices(app, 1);
+  const { publicServer: app, issuer } = await buildOidcTestApi(t);
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+  const [a] = await createDevices(app, 1, 'thermo-x', bearer(issuer.token({ sub: 'operator' })));
 
   const deviceToken = issuer.token({ sub: 'service-account-device', azp: `iotdevice-thermo-x-${a!.key}` });
   const ok = await call(app, 'GET', '/api/iot/provisioning', bearer(deviceToken));

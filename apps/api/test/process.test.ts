@@ -1,20 +1,6 @@
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { createDb, migrateToLatest, seedDemoData } from '@iotsupport/db';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, createTestDatabase, eventually, isolatedRedisPrefix, listeningUrls, uniqueId, uniqueTopicPrefix } from '@iotsupport/testkit';
-
-const MAIN = fileURLToPath(new URL('../src/main.js', import.meta.url));
-
-function startApi(env: Record<string, string>): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exit = once(child, 'close').then(([code]) => code as number | null);
-  return { child, output: () => output, exit };
-}
+import { eventually, listeningUrls } from '@iotsupport/testkit';
+import { isolatedApiEnv, startApi } from './api-process.js';
 
 async function status(url: string): Promise<number> {
   try {
@@ -27,25 +13,9 @@ async function status(url: string): Promise<number> {
 }
 
 t.test('SIGTERM: readiness turns 503 first, requests are still served while draining, exit 0', async (t) => {
-  const testDb = await createTestDatabase();
-  const handle = createDb(testDb.url);
-  await migrateToLatest(handle.db);
-  await seedDemoData(handle.db);
-  await handle.close();
-  t.teardown(() => testDb.drop());
-
   // Port 0: each listener's address is read from its start-up log line (no port to lose meanwhile).
   const api = startApi({
-    PORT: '0',
-    INTERNAL_PORT: '0',
-    HOST: '127.0.0.1',
-    DATABASE_URL: testDb.url,
-    REDIS_URL: LOCAL_REDIS_URL,
-    MQTT_URL: LOCAL_MQTT_URL,
-    // Registered before the process's teardown, so its keys are deleted after the process is gone.
-    REDIS_KEY_PREFIX: isolatedRedisPrefix(t),
-    MQTT_TOPIC_PREFIX: uniqueTopicPrefix(),
-    POD_ID: uniqueId('pod'),
+    ...(await isolatedApiEnv(t, { seed: true })),
     // Long enough that the request sent after readiness turned 503 lands before the listener closes.
     SHUTDOWN_DRAIN_SECONDS: '5',
     GRACEFUL_SHUTDOWN_TIMEOUT: '10',

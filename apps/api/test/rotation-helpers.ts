@@ -13,14 +13,15 @@ export async function call(app: FastifyInstance, method: 'GET' | 'POST', url: st
   return { status: res.statusCode, body: (res.body ? res.json() : undefined) as Json };
 }
 
-/** A model and `count` devices created through the REST API; returns the devices' JSON. */
-export async function createDevices(app: FastifyInstance, count: number, modelCode = 'thermo-x'): Promise<Json[]> {
-  const model = await app.inject({ method: 'POST', url: '/api/device-models', payload: { code: modelCode, name: 'Thermostat' } });
+/** A model and `count` devices created through the REST API (`headers`: an admin's token with OIDC on); returns the devices' JSON. */
+export async function createDevices(app: FastifyInstance, count: number, modelCode = 'thermo-x', headers: Record<string, string> = {}): Promise<Json[]> {
+  const model = await app.inject({ method: 'POST', url: '/api/device-models', headers, payload: { code: modelCode, name: 'Thermostat' } });
   const devices: Json[] = [];
   for (let i = 0; i < count; i += 1) {
     const res = await app.inject({
       method: 'POST',
       url: '/api/devices',
+      headers,
       payload: { key: `key${String(i).padStart(5, '0')}`, device_model_id: model.json().id, config: { deviceName: `Device ${i}`, n: i } },
     });
     devices.push(res.json());

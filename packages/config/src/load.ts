@@ -72,11 +72,15 @@ function cronExpressionProblem(expression: string): string | undefined {
 }
 
 /** Rules that span several variables, which a per-field schema cannot express. */
-function crossFieldProblems(env: Env): ConfigProblem[] {
+function crossFieldProblems(app: AppName, env: Env): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   if (env.NODE_ENV === 'production') {
     if (!env.SSE_CALLBACK_SECRET) problems.push({ variable: 'SSE_CALLBACK_SECRET', problem: 'is required when NODE_ENV=production' });
     if (!env.SECRET_KEY) problems.push({ variable: 'SECRET_KEY', problem: 'is required when NODE_ENV=production' });
+    // Only the api serves public routes: OIDC off there means anyone reaching the port may manage devices.
+    if (app === 'api' && !env.OIDC_ENABLED && !env.ALLOW_UNAUTHENTICATED_API) {
+      problems.push({ variable: 'OIDC_ENABLED', problem: 'must be true when NODE_ENV=production (or set ALLOW_UNAUTHENTICATED_API=true to serve the api without authentication)' });
+    }
   }
   if (env.OIDC_ENABLED) {
     if (!env.OIDC_ISSUER_URL) problems.push({ variable: 'OIDC_ISSUER_URL', problem: 'is required when OIDC_ENABLED=true' });
@@ -112,7 +116,7 @@ export function loadConfig(app: AppName, env: NodeJS.ProcessEnv = process.env): 
   const problems = schemaProblems(withDefaults);
   if (problems.length > 0) throw new ConfigError(problems);
   const parsed = withDefaults as Env;
-  const cross = crossFieldProblems(parsed);
+  const cross = crossFieldProblems(app, parsed);
   if (cross.length > 0) throw new ConfigError(cross);
   const defaults = APP_DEFAULTS[app];
   const podId = parsed.POD_ID ?? `${hostname()}-${process.pid}`;

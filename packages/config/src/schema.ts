@@ -47,6 +47,21 @@ export const EnvSchema = Type.Object({
    * cannot make us hammer the issuer, and a key rotated in is usable at most this long after first seen.
    */
   OIDC_JWKS_REFETCH_COOLDOWN_SECONDS: Type.Number({ minimum: 0, maximum: 3600, default: 10 }),
+  /**
+   * (ours) The role a user's token must carry for the mutating admin routes (device and model
+   * create/update/delete, rotate, fleet trigger; docs/api-auth.md). Unset: any valid user token.
+   */
+  OIDC_ADMIN_ROLE: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+  /**
+   * (ours) Dot path of the roles claim in the token: Keycloak's realm roles by default, or its
+   * client roles with `resource_access.<client id>.roles`. The claim is an array of role names (or one name).
+   */
+  OIDC_ROLES_CLAIM: Type.String({ default: 'realm_access.roles', pattern: '^[^.\\s]+(\\.[^.\\s]+)*$' }),
+  /**
+   * (ours) With NODE_ENV=production the api refuses to start with OIDC_ENABLED=false, which leaves
+   * every public route open, unless this says that is really meant (a closed network, a demo).
+   */
+  ALLOW_UNAUTHENTICATED_API: Type.Boolean({ default: false }),
 
   ROTATION_CRON: Type.String({ default: '0 2 * * *' }),
   ROTATION_TIMEOUT_SECONDS: Type.Integer({ minimum: 1, default: 300 }),

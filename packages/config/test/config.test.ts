@@ -43,10 +43,32 @@ t.test('a wrong value names the variable', async (t) => {
   t.match(err?.message, /INTERNAL_PORT/, 'the message an operator reads names the variable');
 });
 
+const PRODUCTION_SECRETS = { NODE_ENV: 'production', SSE_CALLBACK_SECRET: 's3cret', SECRET_KEY: '0123456789abcdef0123' };
+const OIDC_ON = { OIDC_ENABLED: 'true', OIDC_ISSUER_URL: 'https://idp.example/realms/iot', OIDC_AUDIENCE: 'iotsupport' };
+
 t.test('production requires the secrets', async (t) => {
-  t.same(problemsOf(() => loadConfig('api', { NODE_ENV: 'production' })).sort(), ['SECRET_KEY', 'SSE_CALLBACK_SECRET']);
-  const ok = loadConfig('api', { NODE_ENV: 'production', SSE_CALLBACK_SECRET: 's3cret', SECRET_KEY: '0123456789abcdef0123' });
+  t.same(problemsOf(() => loadConfig('worker', { NODE_ENV: 'production' })).sort(), ['SECRET_KEY', 'SSE_CALLBACK_SECRET']);
+  const ok = loadConfig('api', { ...PRODUCTION_SECRETS, ...OIDC_ON });
   t.equal(ok.NODE_ENV, 'production');
+});
+
+t.test('production api with OIDC off is refused unless unauthenticated access is explicitly allowed', async (t) => {
+  t.same(problemsOf(() => loadConfig('api', PRODUCTION_SECRETS)), ['OIDC_ENABLED'], 'every public route would be open');
+  t.same(problemsOf(() => loadConfig('api', { ...PRODUCTION_SECRETS, ALLOW_UNAUTHENTICATED_API: 'false' })), ['OIDC_ENABLED']);
+  t.equal(loadConfig('api', { ...PRODUCTION_SECRETS, ALLOW_UNAUTHENTICATED_API: 'true' }).OIDC_ENABLED, false, 'explicitly allowed');
+  t.equal(loadConfig('worker', PRODUCTION_SECRETS).OIDC_ENABLED, false, 'the worker serves no public route');
+  t.equal(loadConfig('api', { NODE_ENV: 'development' }).OIDC_ENABLED, false, 'development stays open');
+});
+
+t.test('admin role and roles claim path: Keycloak realm roles by default, a dot path otherwise', async (t) => {
+  const defaults = loadConfig('api', OIDC_ON);
+  t.equal(defaults.OIDC_ROLES_CLAIM, 'realm_access.roles');
+  t.equal(defaults.OIDC_ADMIN_ROLE, undefined);
+  const clientRoles = loadConfig('api', { ...OIDC_ON, OIDC_ADMIN_ROLE: 'iot-admin', OIDC_ROLES_CLAIM: 'resource_access.iotsupport-api.roles' });
+  t.equal(clientRoles.OIDC_ROLES_CLAIM, 'resource_access.iotsupport-api.roles');
+  for (const bad of ['.roles', 'realm_access..roles', 'realm_access.roles.', 'realm access.roles']) {
+    t.same(problemsOf(() => loadConfig('api', { ...OIDC_ON, OIDC_ROLES_CLAIM: bad })), ['OIDC_ROLES_CLAIM'], `refused: ${JSON.stringify(bad)}`);
+  }
 });
 
 t.test('OIDC on requires issuer and audience', async (t) => {

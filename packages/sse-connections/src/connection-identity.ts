@@ -9,8 +9,10 @@ export interface ConnectionIdentity {
 }
 
 /**
- * Who is calling, from the access token of a request's headers (bearer or OIDC_COOKIE_NAME cookie).
- * `verifier` null = OIDC off. Counts every connect binding in `sse_identity_binding_total`.
+ * Who opens an SSE connection, from the access token of the connect callback's headers (bearer or
+ * OIDC_COOKIE_NAME cookie). `verifier` null = OIDC off. Counts every connect binding in
+ * `sse_identity_binding_total`. (The public routes' callers are authenticated by the api's route
+ * rules, apps/api/src/route-auth.ts.)
  */
 export class CallerIdentity {
   constructor(
@@ -30,27 +32,21 @@ export class CallerIdentity {
       this.count('local_user');
       return { subject: LOCAL_USER_SUBJECT, bindingExpiresAtMs: 0 };
     }
-    const verified = await this.verify(this.verifier, headers, true);
+    const verified = await this.verify(this.verifier, headers);
     this.count('bound');
     return { subject: verified.sub, bindingExpiresAtMs: verified.exp * 1000 };
   }
 
-  /** The caller's `sub` on the public routes: null with OIDC off (no caller identity), else a valid token is required. */
-  async callerSubject(headers: HeaderBag): Promise<string | null> {
-    if (!this.verifier) return null;
-    return (await this.verify(this.verifier, headers, false)).sub;
-  }
-
-  private async verify(verifier: AccessTokenVerifier, headers: HeaderBag, binding: boolean) {
+  private async verify(verifier: AccessTokenVerifier, headers: HeaderBag) {
     const token = accessTokenFromHeaders(headers, this.cookieName);
     if (!token) {
-      if (binding) this.count('no_token');
+      this.count('no_token');
       throw new AppError('UNAUTHORIZED');
     }
     try {
       return await verifier.verifyAccessToken(token);
     } catch (err) {
-      if (binding) this.count(err instanceof TokenVerificationError && err.reason === 'jwks_unavailable' ? 'verifier_unavailable' : 'invalid_token');
+      this.count(err instanceof TokenVerificationError && err.reason === 'jwks_unavailable' ? 'verifier_unavailable' : 'invalid_token');
       throw err;
     }
   }

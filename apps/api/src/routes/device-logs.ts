@@ -1,25 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
 import { AppError, DeviceLogSubscribed, DeviceLogSubscriptionBody, DeviceLogUnsubscribed } from '@iotsupport/contracts';
 import type { ApiContext } from '../deps.js';
 import { findDeviceEntity } from '../device-entity.js';
-import { errorResponses } from './device-schemas.js';
+import { errorResponses } from '../schemas/error-body.js';
 
 /**
  * `POST /api/device-logs/subscribe` and `/unsubscribe` (public listener). Order of checks:
- * caller authentication (401) → body (400) → device (404) → the ConnectionService: the
+ * caller authentication (route-auth's `user` rule: 401 before the body is read) → body (400) → device (404) → the ConnectionService: the
  * connection's binding and the change itself in one atomic script (403 / 404
  * SUBSCRIPTION_NOT_FOUND), then the owner listens before the 200.
  */
 const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps) => {
-  const { connections, identity } = deps.sse;
-  const callers = new WeakMap<FastifyRequest, string | null>();
+  const { connections } = deps.sse;
   const tags = ['device-logs'];
-
-  // Authentication before validation: an anonymous caller gets 401 whatever it sent.
-  app.addHook('onRequest', async (request) => {
-    callers.set(request, await identity.callerSubject(request.headers));
-  });
 
   /** The device's current entity id, or the contract's 404. */
   async function entityOf(deviceId: number): Promise<string> {
@@ -32,6 +25,7 @@ const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps)
   app.post(
     '/api/device-logs/subscribe',
     {
+      config: { auth: 'user' },
       schema: {
         tags,
         summary: "Stream a device's logs to an SSE connection (idempotent)",
@@ -42,7 +36,7 @@ const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps)
     async (request) => {
       const { request_id: requestId, device_id: deviceId } = request.body;
       const entityId = await entityOf(deviceId);
-      await connections.subscribe({ requestId, deviceId, entityId, callerSubject: callers.get(request) ?? null });
+      await connections.subscribe({ requestId, deviceId, entityId, callerSubject: request.caller?.token.sub ?? null });
       return { status: 'subscribed' as const, device_entity_id: entityId };
     },
   );
@@ -50,6 +44,7 @@ const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps)
   app.post(
     '/api/device-logs/unsubscribe',
     {
+      config: { auth: 'user' },
       schema: {
         tags,
         summary: 'Stop streaming a device to an SSE connection',
@@ -62,7 +57,7 @@ const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps)
       // Same 404s as subscribe (contract); what is removed is what this (request_id, device_id)
       // subscribed, whatever the device's entity id is now.
       await entityOf(deviceId);
-      await connections.unsubscribe({ requestId, deviceId, callerSubject: callers.get(request) ?? null });
+      await connections.unsubscribe({ requestId, deviceId, callerSubject: request.caller?.token.sub ?? null });
       return { status: 'unsubscribed' as const };
     },
   );

@@ -1,22 +1,21 @@
 import { Type } from 'typebox';
-import type { FastifyRequest } from 'fastify';
-import { accessTokenFromHeaders, type AccessTokenVerifier } from '@iotsupport/auth';
 import { AppError } from '@iotsupport/contracts';
 import { findDeviceByKey, type Device } from '@iotsupport/db';
-import { parseDeviceClientId } from '@iotsupport/rotation';
 import type { ApiContext, ApiDeps, ApiRoutePlugin } from '../deps.js';
-import { DEVICE_KEY_PATTERN, errorResponses } from './device-schemas.js';
+import type { Caller } from '../route-auth.js';
+import { DEVICE_KEY_PATTERN } from '../schemas/device-schemas.js';
+import { errorResponses } from '../schemas/error-body.js';
 
 /**
  * Device-facing `/api/iot/*` (public listener).
- * Authentication: with OIDC on, a Bearer JWT verified like a user token (JWKS, asymmetric only,
- * iss/aud/exp) whose `azp` is the device's client id `iotdevice-<model code>-<key>`; with OIDC off,
- * the query parameter `device_key`. Either way an unknown device is 401, never 404, so the API does
- * not tell a caller which keys exist.
+ * Authentication: with OIDC on, route-auth's `device` rule (a Bearer JWT verified like a user token
+ * whose `azp` is a device client id `iotdevice-<model code>-<key>`), then that device is loaded
+ * here; with OIDC off, the query parameter `device_key`. Either way an unknown device is 401, never
+ * 404, so the API does not tell a caller which keys exist.
  */
 
 const DeviceKeyQuery = Type.Object(
-  { device_key: Type.Optional(Type.String({ description: 'OIDC off: the device key. Ignored with OIDC on (the token says who the device is).' })) },
+  { device_key: Type.Optional(Type.String({ maxLength: 64, description: 'OIDC off: the device key. Ignored with OIDC on (the token says who the device is).' })) },
   { additionalProperties: true },
 );
 
@@ -29,8 +28,8 @@ const ProvisioningJson = Type.Object(
   { additionalProperties: false },
 );
 
-/** What authentication reads of a request: its headers (Bearer) and its query (`device_key`). */
-type DeviceAuthenticator = (req: { headers: FastifyRequest['headers']; query: { device_key?: string } }) => Promise<Device>;
+/** What authentication reads of a request: the caller route-auth verified (OIDC on) or its query's `device_key` (OIDC off). */
+type DeviceAuthenticator = (req: { caller: Caller | null; query: { device_key?: string } }) => Promise<Device>;
 
 function unknownDevice(): AppError {
   return new AppError('INVALID_DEVICE_CREDENTIALS');
@@ -43,16 +42,13 @@ async function deviceByKey(deps: ApiDeps, key: string): Promise<Device> {
   return device;
 }
 
-function oidcAuthenticator(deps: ApiDeps, verifier: AccessTokenVerifier): DeviceAuthenticator {
+function tokenAuthenticator(deps: ApiDeps): DeviceAuthenticator {
   return async (req) => {
-    // Devices send a Bearer header; the cookie fallback is the browsers' and harmless here.
-    const token = accessTokenFromHeaders(req.headers, deps.config.OIDC_COOKIE_NAME);
-    if (!token) throw new AppError('UNAUTHORIZED');
-    const verified = await verifier.verifyAccessToken(token);
-    const clientId = verified.azp ? parseDeviceClientId(verified.azp) : undefined;
-    if (!clientId) throw new AppError('INVALID_DEVICE_CREDENTIALS', 'The token was not issued to a device client');
-    const device = await deviceByKey(deps, clientId.key);
-    if (device.device_model_code !== clientId.modelCode) throw unknownDevice();
+    // set by the routes' `device` rule, which already refused every other caller
+    if (req.caller?.kind !== 'device') throw new AppError('UNAUTHORIZED');
+    const { modelCode, key } = req.caller.clientId;
+    const device = await deviceByKey(deps, key);
+    if (device.device_model_code !== modelCode) throw unknownDevice();
     return device;
   };
 }
@@ -66,9 +62,8 @@ function deviceKeyAuthenticator(deps: ApiDeps): DeviceAuthenticator {
 }
 
 function createDeviceAuthenticator(deps: ApiContext): DeviceAuthenticator {
-  // The process's one verifier (and JWKS cache), the one that checks users' tokens.
-  const verifier = deps.sse.verifier;
-  return verifier ? oidcAuthenticator(deps, verifier) : deviceKeyAuthenticator(deps);
+  // OIDC on exactly when the process has a verifier (route-auth uses the same one).
+  return deps.sse.verifier ? tokenAuthenticator(deps) : deviceKeyAuthenticator(deps);
 }
 
 const iotRoutes: ApiRoutePlugin = async (app, deps) => {
@@ -79,6 +74,7 @@ const iotRoutes: ApiRoutePlugin = async (app, deps) => {
   app.get(
     '/api/iot/provisioning',
     {
+      config: { auth: 'device' },
       schema: {
         tags,
         summary:
@@ -97,6 +93,7 @@ const iotRoutes: ApiRoutePlugin = async (app, deps) => {
   app.get(
     '/api/iot/config',
     {
+      config: { auth: 'device' },
       schema: {
         tags,
         summary: "The calling device's config; completes its pending rotation if it fetched new credentials since the rotation started",

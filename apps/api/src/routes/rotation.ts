@@ -1,10 +1,12 @@
 import { Type } from 'typebox';
 import type { ApiRoutePlugin } from '../deps.js';
-import { DeviceIdParams, errorResponses, RotationStateJson, Timestamp } from './device-schemas.js';
+import { RotationStateJson, Timestamp } from '../schemas/device-schemas.js';
+import { DeviceIdParams } from '../schemas/device-id.js';
+import { errorResponses } from '../schemas/error-body.js';
 
 /**
  * `GET /api/rotation/status`, `GET /api/rotation/dashboard`, `POST /api/rotation/trigger`,
- * `POST /api/devices/:id/rotate` (public listener). Every state change commits before its MQTT
+ * `POST /api/devices/:id/rotate` (public listener; users read, admins rotate: docs/api-auth.md). Every state change commits before its MQTT
  * notice and its `rotation-updated` nudge (source `web`); see docs/rotation.md.
  */
 
@@ -56,19 +58,20 @@ const rotationRoutes: ApiRoutePlugin = async (app, deps) => {
   const { rotation } = deps;
   const tags = ['rotation'];
 
-  app.get('/api/rotation/status', { schema: { tags, summary: 'Fleet rotation state at a glance', response: { 200: StatusJson } } }, async () =>
+  app.get('/api/rotation/status', { config: { auth: 'user' }, schema: { tags, summary: 'Fleet rotation state at a glance', response: { 200: StatusJson } } }, async () =>
     rotation.status(),
   );
 
   app.get(
     '/api/rotation/dashboard',
-    { schema: { tags, summary: 'Devices by credential health (thresholds: docs/rotation.md)', response: { 200: DashboardJson } } },
+    { config: { auth: 'user' }, schema: { tags, summary: 'Devices by credential health (thresholds: docs/rotation.md)', response: { 200: DashboardJson } } },
     async () => rotation.dashboard(),
   );
 
   app.post(
     '/api/rotation/trigger',
     {
+      config: { auth: 'admin' },
       schema: {
         tags,
         summary: 'Queue every active OK device for rotation; they rotate one at a time',
@@ -81,6 +84,7 @@ const rotationRoutes: ApiRoutePlugin = async (app, deps) => {
   app.post(
     '/api/devices/:id/rotate',
     {
+      config: { auth: 'admin' },
       schema: {
         tags,
         summary: 'Queue one device for rotation',
@@ -91,7 +95,7 @@ const rotationRoutes: ApiRoutePlugin = async (app, deps) => {
         },
       },
     },
-    async (req) => rotation.rotateDevice(req.params.id, 'web'),
+    async (req) => rotation.rotateDevice(Number(req.params.id), 'web'),
   );
 };
 

@@ -1,20 +1,17 @@
 import { Type, type Static } from 'typebox';
 import { ROTATION_STATES, type Device, type DeviceModel } from '@iotsupport/db';
+import { MAX_JSON_DEPTH, StorableJson, StorableString } from './storable.js';
 
 /**
  * The JSON of the devices REST API (public listener). Field names are the database's
- * (snake_case); `cached_secret` is never part of it. Request bodies refuse unknown fields.
+ * (snake_case); `cached_secret` is never part of it. Request bodies refuse unknown fields and
+ * anything PostgreSQL cannot store (storable.ts); their size is bounded by the routes' bodyLimit.
  */
 
-export const ErrorBody = Type.Object(
-  { error: Type.String(), code: Type.String() },
-  { description: 'Every error: a human message and a stable code from the registry' },
-);
-
-/** The error responses a route documents, e.g. `...errorResponses(400, 404)`. */
-export function errorResponses(...statuses: number[]): Record<number, typeof ErrorBody> {
-  return Object.fromEntries(statuses.map((s) => [s, ErrorBody]));
-}
+/** bodyLimit of a device create/update (its config is most of it). */
+export const DEVICE_BODY_LIMIT = 64 * 1024;
+/** bodyLimit of a device model create. */
+export const DEVICE_MODEL_BODY_LIMIT = 4 * 1024;
 
 export const Timestamp = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
 /** A device's `key` (the database checks the same rule): 8 characters of [a-z0-9]. */
@@ -22,11 +19,11 @@ export const DEVICE_KEY_PATTERN = /^[a-z0-9]{8}$/;
 const DeviceKey = Type.String({ pattern: DEVICE_KEY_PATTERN.source, description: '8 characters of [a-z0-9]; the device half of its client id' });
 export const RotationStateJson = Type.Enum(ROTATION_STATES);
 const ModelId = Type.Integer({ minimum: 1, maximum: 2147483647 });
-/** Any JSON on the way in, so a non-object gets the specific 422 instead of a generic 400. */
-const ConfigInput = Type.Unknown({ description: 'A JSON object (anything else: 422 INVALID_DEVICE_CONFIG). deviceName and deviceEntityId (strings) are copied into device_name and device_entity_id.' });
+/** Any storable JSON on the way in, so a non-object gets the specific 422 instead of a generic 400. */
+const ConfigInput = StorableJson({
+  description: `A JSON object (anything else: 422 INVALID_DEVICE_CONFIG), nested at most ${MAX_JSON_DEPTH} levels, no \\u0000 or unpaired surrogates in strings and keys (400). deviceName and deviceEntityId (strings) are copied into device_name and device_entity_id.`,
+});
 const ConfigOutput = Type.Object({}, { additionalProperties: true, description: 'The device config as stored' });
-
-export const DeviceIdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2147483647 }) }, { additionalProperties: false });
 
 export const DeviceJson = Type.Object(
   {
@@ -77,7 +74,7 @@ export const DeviceModelJson = Type.Object(
 export const CreateDeviceModelBody = Type.Object(
   {
     code: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$', description: 'Part of device client ids: iotdevice-<code>-<key>' }),
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: StorableString({ minLength: 1, maxLength: 200 }),
   },
   { additionalProperties: false },
 );
