@@ -16,6 +16,7 @@ const logger = createLogger({ level: config.LOG_LEVEL, app: 'api', podId: config
 const metrics = createMetrics('api');
 const lifecycle = new Lifecycle(logger, metrics.shuttingDown, config.GRACEFUL_SHUTDOWN_TIMEOUT);
 lifecycle.installSignalHandlers();
+lifecycle.installCrashHandlers();
 
 const clients = createClients(config, logger);
 clients.addReadinessChecks(lifecycle);
