@@ -3,6 +3,8 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+# The manifest tests (infra/test/k8s.test.ts) need kubectl kustomize.
+bash infra/k8s/ensure-kubectl.sh
 log="$(mktemp)"
 pnpm exec tap "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
