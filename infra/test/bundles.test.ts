@@ -112,7 +112,7 @@ async function readyAndMetrics(t: Test, app: string, internalUrl: () => string |
   t.pass(`${app}: /health/readyz answers 200`);
   const metrics = await (await fetch(`${url}/metrics`)).text();
   for (const name of metricNamesInExposition(metrics)) exposed.add(name);
-  // The idle figures the manifests' resource requests start from (infra/k8s/README.md).
+  // The idle figures the manifests' resource requests start from (docs/operations.md).
   const rssMiB = metricSample(metrics, 'process_resident_memory_bytes') / 2 ** 20;
   t.comment(`${app}: ready, idle RSS ${rssMiB.toFixed(0)} MiB, CPU ${metricSample(metrics, 'process_cpu_seconds_total').toFixed(2)} s since start`);
   proc.child.kill('SIGTERM');
