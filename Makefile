@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help install services build migrate seed dev test bench demo clean
+.PHONY: help install services build lint migrate seed dev test bench demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ services: ## start local Redis, PostgreSQL, Mosquitto when not running (installs
 build: install ## compile every package and app (tsc -b)
 	@pnpm run build
 
+lint: install ## Biome over the whole tree (biome.jsonc); part of make test
+	@pnpm run lint
+
 migrate: build services ## create the database if needed and apply migrations
 	@node packages/db/dist/src/cli.js migrate
 
@@ -26,7 +29,7 @@ seed: migrate ## a demo device model and a few devices with entity ids
 dev: seed ## run the whole system locally with embedded defaults
 	@bash infra/dev/run.sh
 
-test: build services ## every test, against the real Redis, PostgreSQL and Mosquitto
+test: build services lint ## lint, then every test, against the real Redis, PostgreSQL and Mosquitto
 	@bash infra/dev/test.sh
 
 bench: build services ## every benchmark under bench/ (prints numbers; asserts nothing)

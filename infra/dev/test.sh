@@ -8,6 +8,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 TEST_RUN_ID="r$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 export TEST_RUN_ID
+# The manifest tests (infra/test/k8s.test.ts) need kubectl kustomize.
+bash infra/k8s/ensure-kubectl.sh
 log="$(mktemp)"
 pnpm exec tap "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

@@ -116,7 +116,7 @@ t.test(`random concurrent steps across 3 pods keep Redis exactly equal to the mo
       return { kind: 'disconnect', rid, token };
     }
     const caller = conn && r.next() < 0.85 ? conn.subject : r.pick(subjects);
-    const device = conn && conn.devices.size && r.next() < 0.5 ? r.pick([...conn.devices.keys()]) : r.pick(devices);
+    const device = conn?.devices.size && r.next() < 0.5 ? r.pick([...conn.devices.keys()]) : r.pick(devices);
     return { kind: roll < 0.7 ? 'subscribe' : 'unsubscribe', rid, device, caller };
   };
 

@@ -17,6 +17,7 @@ startIngestService(config, { logger, registry, lifecycle });
 const internal = createInternalServer({ logger, lifecycle, registry });
 lifecycle.onShutdown('close internal listener', () => internal.close());
 lifecycle.installSignalHandlers();
+lifecycle.installCrashHandlers();
 
 const address = await internal.listen({ port: config.PORT, host: config.HOST });
 logger.info({ address, clientId: config.MQTT_CLIENT_ID, elasticsearch: config.ELASTICSEARCH_URL ?? null }, 'ingest started');

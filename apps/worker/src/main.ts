@@ -14,6 +14,7 @@ const logger = createLogger({ level: config.LOG_LEVEL, app: 'worker', podId: con
 const metrics = createMetrics('worker');
 const lifecycle = new Lifecycle(logger, metrics.shuttingDown, config.GRACEFUL_SHUTDOWN_TIMEOUT);
 lifecycle.installSignalHandlers();
+lifecycle.installCrashHandlers();
 
 try {
   const { internalServer } = await startWorkerApp({

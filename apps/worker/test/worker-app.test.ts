@@ -69,7 +69,7 @@ t.test('SIGTERM: the running job finishes, no new job starts, exit code 0', asyn
     },
     (job, result) => runs.push(`${job.name}:${result}`),
   );
-  const app = await startWorkerApp(deps);
+  await startWorkerApp(deps);
   await eventually(() => inJob, 15_000);
   const before = runs.length;
 

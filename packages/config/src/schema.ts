@@ -7,7 +7,6 @@ import { Type, type Static } from 'typebox';
  * is ours; each has a default that suits one pod on a laptop.
  */
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
-const PositiveInt = Type.Integer({ minimum: 1 });
 const Url = (protocols: string) => Type.String({ pattern: `^(${protocols})://\\S+$` });
 
 export const EnvSchema = Type.Object({

@@ -5,7 +5,7 @@ import { dailyIndexName, documentId, payloadDigest } from '../src/index.js';
 import { collectFanout, isolatedSettings, startIngestRig, startInProcessIngest, startPublisher, startStandin } from './harness.js';
 
 t.test('published lines are stored with the right index, fields and ids, and fanned out per entity in order', async (t) => {
-  const { es, settings, fanout, registry, lifecycle, publisher } = await startIngestRig(t);
+  const { es, settings, fanout, registry, publisher } = await startIngestRig(t);
 
   const payloads = [
     [

@@ -9,7 +9,7 @@ const LINES_PER_MESSAGE = 20;
 const WINDOW = 16;
 
 t.test('Elasticsearch down, then 503, then per-item 429 during a steady flow: every line stored exactly once', async (t) => {
-  const { es, settings, fanout, registry, lifecycle, publisher } = await startIngestRig(t, { INGEST_MAX_INFLIGHT: WINDOW, INGEST_BULK_MAX_LINES: 500, INGEST_RETRY_MAX_DELAY_MS: 250 });
+  const { es, fanout, registry, publisher } = await startIngestRig(t, { INGEST_MAX_INFLIGHT: WINDOW, INGEST_BULK_MAX_LINES: 500, INGEST_RETRY_MAX_DELAY_MS: 250 });
 
   let maxUnacked = 0;
   const sampler = setInterval(() => {

@@ -119,6 +119,6 @@ t.test('a "__proto__" field is data, not a prototype', async (t) => {
   const m = await parseMqttMessage(Buffer.from('{"__proto__":{"polluted":true},"message":"m"}'), RECEIVED, OPTS);
   const doc = m.lines[0]!.doc;
   t.equal(Object.getPrototypeOf(doc), Object.prototype);
-  t.ok(Object.prototype.hasOwnProperty.call(doc, '__proto__'));
+  t.ok(Object.hasOwn(doc, '__proto__'));
   t.equal(JSON.stringify(doc).includes('"__proto__":{"polluted":true}'), true, 'stored as sent');
 });

@@ -78,6 +78,28 @@ export class Lifecycle {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
+
+  /**
+   * An uncaught exception or unhandled rejection is logged once, at fatal level with the error,
+   * then the ordered drain runs (readiness 503, listeners and clients closed as on SIGTERM) and the
+   * process exits 1 whatever the drain's result: the orchestrator sees a crash and restarts it.
+   * Errors raised while that drain runs are logged too, but start nothing new.
+   */
+  installCrashHandlers(exit: (code: number) => void = (code) => process.exit(code)): void {
+    let crashed = false;
+    const onCrash = (origin: 'uncaughtException' | 'unhandledRejection') => (reason: unknown) => {
+      const err = reason instanceof Error ? reason : new Error(`non-error value: ${String(reason)}`);
+      if (crashed) {
+        this.logger.error({ err, origin }, 'another error while draining after a crash');
+        return;
+      }
+      crashed = true;
+      this.logger.fatal({ err, origin }, 'process crashed: draining, then exit 1');
+      void this.shutdown(origin).then(() => exit(1));
+    };
+    process.on('uncaughtException', onCrash('uncaughtException'));
+    process.on('unhandledRejection', onCrash('unhandledRejection'));
+  }
 }
 
 export class TimeoutError extends Error {

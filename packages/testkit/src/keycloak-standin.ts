@@ -133,7 +133,7 @@ export function startKeycloakStandin(issuer: OidcIssuer, options: KeycloakStandi
       return json(res, 200, { access_token: access, expires_in: 300, refresh_expires_in: 0, token_type: 'Bearer', 'not-before-policy': 0, scope: 'profile email' });
     }
     const client = id ? clients.get(id) : undefined;
-    if (!client || !client.enabled || client.publicClient || secret !== client.secret) return json(res, 401, INVALID_CLIENT);
+    if (!client?.enabled || client.publicClient || secret !== client.secret) return json(res, 401, INVALID_CLIENT);
     if (!client.serviceAccountsEnabled) return json(res, 400, { error: 'unauthorized_client', error_description: 'Client not enabled to retrieve service account' });
     const audiences = client.protocolMappers.filter((m) => m.protocolMapper === 'oidc-audience-mapper' && m.config['access.token.claim'] === 'true').map((m) => m.config['included.custom.audience']!);
     const access = issuer.token({

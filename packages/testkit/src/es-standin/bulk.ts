@@ -88,7 +88,7 @@ export function parseBulkBody(body: string, defaultIndex: string | undefined): B
     return { ok: false, status: 400, body: esErrorBody(400, 'action_request_validation_exception', 'Validation Failed: 1: no requests added;') };
   }
   if (missingIndex.length > 0) {
-    const reasons = missingIndex.map((n, k) => `${k + 1}: index is missing;`).join(' ');
+    const reasons = missingIndex.map((_n, k) => `${k + 1}: index is missing;`).join(' ');
     return { ok: false, status: 400, body: esErrorBody(400, 'action_request_validation_exception', `Validation Failed: ${reasons}`) };
   }
   return { ok: true, operations };

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { executeBulk, invalidIndexReason, itemFromOutcome, parseBulkBody, type BulkItemResponse, type BulkOperation } from './bulk.js';
 import type { FaultControls } from './faults.js';
 import { esErrorBody, reply, STANDIN_VERSION, type ReplyContext } from './responses.js';
-import { autoId, compileQuery, matchesIndexExpression, type DocumentStore, type WriteAction } from './store.js';
+import { autoId, compileQuery, type DocumentStore, type WriteAction } from './store.js';
 
 /** What the stand-in remembers of each `_bulk` call, for assertions. */
 export interface BulkRequestRecord {
