@@ -32,6 +32,9 @@ t.test('OIDC off: device_key authenticates; provisioning then config completes t
   t.match(creds.client_secret, /^[A-Za-z0-9_-]{43}$/);
   const again = (await call(app, 'GET', `/api/iot/provisioning?device_key=${a!.key}`)).body;
   t.not(again.client_secret, creds.client_secret, 'every fetch generates a fresh secret');
+  // A HEAD would run the GET handler and hand out (and throw away) a fresh secret: there is none.
+  t.equal((await app.inject({ method: 'HEAD', url: `/api/iot/provisioning?device_key=${a!.key}` })).statusCode, 404, 'no HEAD twin of provisioning');
+  t.equal((await call(app, 'GET', `/api/devices/${a!.id}`)).body.rotation_state, 'PENDING', 'a HEAD changed nothing');
 
   const nudgesBefore = nudges.length;
   t.same(await call(app, 'GET', `/api/iot/config?device_key=${a!.key}`), { status: 200, body: { deviceName: 'Device 0', n: 0 } });

@@ -74,6 +74,8 @@ const iotRoutes: ApiRoutePlugin = async (app, deps) => {
   app.get(
     '/api/iot/provisioning',
     {
+      // No HEAD twin: fastify would run this handler for it, and a HEAD must not hand out a secret.
+      exposeHeadRoute: false,
       config: { auth: 'device' },
       schema: {
         tags,
