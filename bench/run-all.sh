@@ -10,3 +10,6 @@ node bench/dist/ingest/ingest-throughput.js
 echo
 echo "== bench/forward: MQTT -> ingest -> api pods -> SSE Gateway stand-in -> SSE clients"
 node bench/dist/forward/forward-bench.js
+echo
+echo "== bench/log-stream: Redis bytes per retained line of a device stream"
+node bench/dist/log-stream/stream-memory.js

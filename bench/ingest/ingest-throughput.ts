@@ -15,7 +15,7 @@ import mqtt from 'mqtt';
 import { Redis } from 'ioredis';
 import { decodeLogChannelMessage, logChannelPattern } from '@iotsupport/contracts';
 import { dailyIndexName, documentId, payloadDigest } from '@iotsupport/log-ingest';
-import { LOCAL_REDIS_URL, eventually, metricSample, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { LOCAL_REDIS_URL, deleteRedisPrefix, eventually, metricSample, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
 import { startPrivateBroker } from './private-broker.js';
 
 const INGEST_MAIN = fileURLToPath(new URL('../../../apps/ingest/dist/src/main.js', import.meta.url));
@@ -125,6 +125,10 @@ async function ingestRate(url: string): Promise<{ rate: number; latencies: numbe
     }
     sub.disconnect();
     await es.stop();
+    // Ingest's device streams (packages/log-stream) live under the prefix.
+    const redis = new Redis(LOCAL_REDIS_URL);
+    await deleteRedisPrefix(redis, redisPrefix);
+    redis.disconnect();
   }
 }
 

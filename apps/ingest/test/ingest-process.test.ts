@@ -1,7 +1,10 @@
 import t, { type Test } from 'tap';
-import { eventually, purgeMqttSession, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
+import { Redis } from 'ioredis';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, deleteRedisPrefix, eventually, purgeMqttSession, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix } from '@iotsupport/testkit';
 import { documentId, payloadDigest } from '@iotsupport/log-ingest';
+import { defineStreamScripts, deviceStreamKeys, readAfterCursor, streamRetention } from '@iotsupport/log-stream';
 import { startIngestProcess, startPublisher } from './process.js';
+import { startPubackSwallowingProxy } from './puback-swallowing-proxy.js';
 
 const LINES = 10;
 
@@ -20,6 +23,11 @@ async function setup(t: Test) {
     INGEST_RETRY_MAX_DELAY_MS: '200',
     GRACEFUL_SHUTDOWN_TIMEOUT: '15',
   };
+  const redis = new Redis(LOCAL_REDIS_URL);
+  t.teardown(async () => {
+    await deleteRedisPrefix(redis, env.REDIS_KEY_PREFIX); // the device streams ingest wrote
+    redis.disconnect();
+  });
   const publisher = await startPublisher(t, `${prefix}iotsupport/logsink`);
   const lineIds = (payload: string) => Array.from({ length: LINES }, (_, l) => documentId(payloadDigest(Buffer.from(payload)), l));
   /** Every line of every payload published so far is stored, once. */
@@ -41,7 +49,7 @@ async function setup(t: Test) {
     }
     return counts;
   };
-  return { es, env, publisher, assertAllStoredOnce, storedMessages };
+  return { es, env, redis, publisher, lineIds, assertAllStoredOnce, storedMessages };
 }
 
 t.test('kill -9 mid-flow, restart: every line stored exactly once', async (t) => {
@@ -89,6 +97,39 @@ t.test('SIGTERM mid-flow: in-flight messages finish, exit 0, nothing lost across
   await during;
   const second = await startIngestProcess(t, env);
   await assertAllStoredOnce(t);
+  second.child.kill('SIGTERM');
+  t.equal(await second.exited, 0);
+});
+
+t.test('kill -9 after batches were appended and published but before the broker got the acks: each line is in its device stream once', async (t) => {
+  const { es, env, redis, publisher, lineIds } = await setup(t);
+  const proxy = await startPubackSwallowingProxy(t, LOCAL_MQTT_URL);
+  const first = await startIngestProcess(t, { ...env, MQTT_URL: proxy.url });
+  const MESSAGES = 20; // below INGEST_MAX_INFLIGHT: the broker keeps sending without acks
+  await publisher.publish(MESSAGES, LINES);
+  await eventually(async () => (await first.metric('iot_logsink_fanout_messages_total')) === MESSAGES, 30_000);
+  await eventually(() => proxy.swallowed() >= MESSAGES, 30_000); // ingest acknowledged every message; the broker heard none of it
+  first.child.kill('SIGKILL');
+  await first.exited;
+
+  const second = await startIngestProcess(t, env); // straight to the broker, which redelivers all
+  await eventually(async () => (await second.metric('iot_logsink_stream_duplicate_batches_total')) === MESSAGES, 30_000);
+  t.equal(await second.metric('iot_logsink_fanout_messages_total'), 0, 'no redelivered batch was published again');
+  t.equal(es.count('logstash-http-*'), MESSAGES * LINES, 'stored once');
+
+  defineStreamScripts(redis);
+  const retention = streamRetention({ LOG_STREAM_MAX_LINES: 5000, LOG_STREAM_MAX_AGE_SECONDS: 600, INGEST_MAX_INFLIGHT: 32, INGEST_SESSION_EXPIRY_SECONDS: 3600 });
+  const inStreams: string[] = [];
+  for (let e = 0; e < 5; e++) {
+    const keys = deviceStreamKeys(env.REDIS_KEY_PREFIX, `e${e}`);
+    const epoch = await redis.hget(keys.head, 'epoch');
+    const window = await readAfterCursor(redis, keys, retention, { epoch: epoch!, ms: 0, offset: 0 }, 10_000);
+    if (!window.recoverable) return t.fail(`e${e}: ${window.reason}`);
+    t.equal(window.head.offset, window.lines.length, `e${e}: offsets 1..${window.lines.length}, no gap, no repeat`);
+    inStreams.push(...window.lines.map((l) => l.id));
+  }
+  t.equal(inStreams.length, MESSAGES * LINES, 'as many stream entries as lines');
+  t.same(new Set(inStreams), new Set(publisher.payloads.flatMap(lineIds)), 'each line once');
   second.child.kill('SIGTERM');
   t.equal(await second.exited, 0);
 });

@@ -76,6 +76,13 @@ export const EnvSchema = Type.Object({
    * for it while it is down (MQTT 5 ends the session at disconnect without it). Default 7 days.
    */
   INGEST_SESSION_EXPIRY_SECONDS: Type.Integer({ minimum: 1, maximum: 4294967295, default: 604800 }),
+  /**
+   * The retained window of each device's log stream (docs/streams.md): lines kept at most, and
+   * for how long at most, for resumes and take-overs. Trimmed at each append; a device idle for
+   * longer than the age has its window expire as a whole (its epoch stays).
+   */
+  LOG_STREAM_MAX_LINES: Type.Integer({ minimum: 1, default: 5000 }),
+  LOG_STREAM_MAX_AGE_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
   /** Index that receives lines Elasticsearch refused permanently (never retried). */
   ELASTICSEARCH_DEAD_LETTER_INDEX: Type.String({ default: 'iotsupport-deadletter', pattern: '^[a-z0-9_.+-]+$' }),
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeLogChannelMessage, encodeLogChannelMessage, type LogChannelMessage } from '../src/index.js';
+import { assembleLogChannelMessage, decodeLogChannelMessage, encodeLogChannelMessage, type LogChannelMessage } from '../src/index.js';
 
 const valid: LogChannelMessage = {
   v: 1,
@@ -15,6 +15,14 @@ t.test('a message ingest encodes decodes to the same value, from a string or a B
   const raw = encodeLogChannelMessage(valid);
   t.same(decodeLogChannelMessage(raw), valid);
   t.same(decodeLogChannelMessage(Buffer.from(raw)), valid);
+});
+
+t.test('ingest\'s assembly from docs already serialised is the same text as JSON.stringify of the message', async (t) => {
+  const { docs, ...header } = valid;
+  const raw = assembleLogChannelMessage(header, docs.map((d) => JSON.stringify(d)));
+  t.equal(raw, JSON.stringify(valid));
+  t.equal(encodeLogChannelMessage(valid), raw);
+  t.same(decodeLogChannelMessage(assembleLogChannelMessage({ ...header, device_entity_id: 'quote " and \\ and \u2028' }, ['{}'])), { ...valid, device_entity_id: 'quote " and \\ and \u2028', docs: [{}] });
 });
 
 t.test('anything that is not a channel message decodes to undefined, without throwing', async (t) => {

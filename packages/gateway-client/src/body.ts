@@ -101,3 +101,54 @@ export function withDroppedMarker(data: string, dropped: number): string {
   const inner = data.slice(1, -1).trim();
   return inner.length === 0 ? `{"dropped":${dropped}}` : `{${inner},"dropped":${dropped}}`;
 }
+
+/** What a cut document keeps of the original besides the start of its message. */
+export interface CutDocumentOptions {
+  /** LOG_ENTITY_FIELD: the entity id stays, so the browser still knows whose line it is. */
+  entityField: string;
+  /** The line's id (its Elasticsearch `_id`), kept as `_id` when known. */
+  id?: string | undefined;
+}
+
+/** Fields kept beside `truncated` / `original_bytes` when they hold a short scalar. */
+const KEPT_FIELDS = ['@timestamp', 'level'] as const;
+const MAX_KEPT_VALUE_LENGTH = 256;
+
+function keptValue(value: unknown): unknown {
+  if (typeof value === 'number' || typeof value === 'boolean') return value;
+  return typeof value === 'string' && value.length <= MAX_KEPT_VALUE_LENGTH ? value : undefined;
+}
+
+/** Bytes one code point adds to a send body as part of a JSON string inside the JSON-escaped `data`. */
+function escapedCodePointBytes(codePoint: string): number {
+  const unit = codePoint.charCodeAt(0);
+  if (codePoint.length === 1 && unit >= 0x20 && unit < 0x7f && unit !== 0x22 && unit !== 0x5c) return 1;
+  return escapedDataBytes(JSON.stringify(codePoint).slice(1, -1));
+}
+
+/**
+ * A document whose JSON (`json`, escaped into an event's `data`) needs more than `room` bytes,
+ * cut to fit: its id, entity id, `level` and `@timestamp`, `truncated: true`, `original_bytes`
+ * (UTF-8 bytes of the original JSON) and as much of its `message` (or, when the message is not a
+ * string, of its JSON text) as fits. The cut is on a code point boundary, measured in the UTF-8
+ * bytes it occupies once escaped twice (document JSON inside the event's JSON string): never half
+ * a surrogate pair, never part of a multi-byte sequence.
+ */
+export function cutDocument(doc: Record<string, unknown>, json: string, room: number, opts: CutDocumentOptions): string {
+  const kept: Record<string, unknown> = {};
+  if (opts.id !== undefined) kept._id = opts.id;
+  for (const field of [opts.entityField, ...KEPT_FIELDS]) {
+    const value = keptValue(doc[field]);
+    if (value !== undefined) kept[field] = value;
+  }
+  const base = { ...kept, truncated: true, original_bytes: Buffer.byteLength(json) };
+  const text = typeof doc.message === 'string' ? doc.message : json;
+  let left = room - escapedDataBytes(JSON.stringify({ ...base, message: '' }));
+  let end = 0;
+  for (const codePoint of text) {
+    left -= escapedCodePointBytes(codePoint);
+    if (left < 0) break;
+    end += codePoint.length;
+  }
+  return JSON.stringify({ ...base, message: text.slice(0, end) });
+}

@@ -19,7 +19,7 @@ export function documentId(digest: string, lineIndex: number): string {
 }
 
 /** `batch_id` of one fan-out part of a message for one entity (unique per channel). */
-export function fanoutBatchId(digest: string, part: number): string {
+export function channelBatchId(digest: string, part: number): string {
   return `${digest}.${part}`;
 }
 

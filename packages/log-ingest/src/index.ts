@@ -3,7 +3,7 @@ export { IngestPipeline, type IncomingMessage, type PipelineOptions } from './pi
 export { MqttLogSource, type MqttSourceOptions, type PipelineLoad } from './mqtt-source.js';
 export { BulkStore, StoreAborted, type StoreOptions } from './bulk-store.js';
 export { createEsBulkApi, BulkRequestError, type BulkApi, type CreateOp, type ItemResult } from './es-bulk-api.js';
-export { RedisFanout, buildFanout, FANOUT_MAX_DOCS_BYTES, type FanoutItem } from './fanout.js';
+export { StoredBatchPublisher, storedBatchMessages, STORED_BATCH_MAX_DOCS_BYTES, type StoredBatchMessage } from './stored-batch-publisher.js';
 export { parseMqttMessage, type ParsedMessage, type LogLine, type MessageStatus } from './log-message.js';
 export { parseLogLine, stripAnsiEscapes, MAX_JSON_DEPTH, type LineStatus, type LogDocument } from './log-line.js';
 export { payloadDigest, documentId, dailyIndexName } from './ids.js';

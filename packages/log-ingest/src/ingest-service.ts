@@ -1,11 +1,12 @@
 import { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { mqttTopic } from '@iotsupport/config';
+import { streamRetention } from '@iotsupport/log-stream';
 import { CLIENT_CLOSE_MS, closeRedis, logConnectionErrors, mqttReadiness, redisReadiness, withTimeout, type Lifecycle, type Logger } from '@iotsupport/observability';
 import type { BackoffPolicy } from './backoff.js';
 import { BulkStore } from './bulk-store.js';
 import { createEsBulkApi, type BulkApi } from './es-bulk-api.js';
-import { RedisFanout } from './fanout.js';
+import { StoredBatchPublisher } from './stored-batch-publisher.js';
 import { createIngestMetrics } from './metrics.js';
 import { MqttLogSource } from './mqtt-source.js';
 import { IngestPipeline } from './pipeline.js';
@@ -29,6 +30,8 @@ export interface IngestSettings {
   INGEST_BULK_MAX_LINES: number;
   INGEST_RETRY_MAX_DELAY_MS: number;
   INGEST_SESSION_EXPIRY_SECONDS: number;
+  LOG_STREAM_MAX_LINES: number;
+  LOG_STREAM_MAX_AGE_SECONDS: number;
 }
 
 export const LOGSINK_TOPIC = 'iotsupport/logsink';
@@ -60,13 +63,13 @@ export function startIngestService(settings: IngestSettings, deps: { logger: Log
     : undefined;
   if (!bulkApi) logger.warn('ELASTICSEARCH_URL is not set: log lines are streamed to Redis but NOT stored');
   const store = bulkApi && new BulkStore(bulkApi, { deadLetterIndex: settings.ELASTICSEARCH_DEAD_LETTER_INDEX, backoff, signal: abort.signal }, metrics, logger);
-  const fanout = new RedisFanout(redis, { backoff, signal: abort.signal }, metrics, logger);
+  const publisher = new StoredBatchPublisher(redis, { backoff, signal: abort.signal, retention: streamRetention(settings) }, metrics, logger);
   const pipeline = new IngestPipeline({
     parse: { indexPrefix: settings.ELASTICSEARCH_INDEX_PREFIX, entityField: settings.LOG_ENTITY_FIELD },
     redisKeyPrefix: settings.REDIS_KEY_PREFIX,
     maxBatchLines: settings.INGEST_BULK_MAX_LINES,
     store,
-    fanout,
+    publisher,
     backoff,
     signal: abort.signal,
     metrics,

@@ -79,7 +79,12 @@ export function createIngestMetrics(registry: Registry) {
     }),
     fanoutPublished: new Counter({
       name: 'iot_logsink_fanout_messages_total',
-      help: 'Redis channel messages published to the api fleet',
+      help: 'Redis channel messages appended to their device stream and published to the api fleet',
+      registers,
+    }),
+    streamDuplicateBatches: new Counter({
+      name: 'iot_logsink_stream_duplicate_batches_total',
+      help: 'Batches a device stream already held (re-published after a crash or a partial Redis failure): neither appended nor published again',
       registers,
     }),
     ackLatency: new Histogram({

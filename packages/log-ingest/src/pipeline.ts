@@ -1,7 +1,7 @@
 import type { Logger } from '@iotsupport/observability';
 import { backoffDelayMs, sleepUnlessAborted, type BackoffPolicy } from './backoff.js';
 import type { BulkStore } from './bulk-store.js';
-import { buildFanout, type RedisFanout } from './fanout.js';
+import { storedBatchMessages, type StoredBatchPublisher } from './stored-batch-publisher.js';
 import { payloadDigest } from './ids.js';
 import { parseMqttMessage, type LogLine, type ParseMessageOptions, type ParsedMessage } from './log-message.js';
 import type { IngestMetrics } from './metrics.js';
@@ -21,7 +21,7 @@ export interface PipelineOptions {
   maxBatchLines: number;
   /** Undefined without ELASTICSEARCH_URL: lines are streamed, not stored. */
   store: Pick<BulkStore, 'store'> | undefined;
-  fanout: Pick<RedisFanout, 'publish'>;
+  publisher: Pick<StoredBatchPublisher, 'publish'>;
   /** Backoff after an unexpected failure of a batch (the batch is then tried again). */
   backoff: BackoffPolicy;
   /** Fires on a forced stop: the worker gives up and leaves the rest unacknowledged. */
@@ -177,9 +177,9 @@ export class IngestPipeline {
     await previous;
     const done = slices.filter((s) => s.to === s.message.lines.length);
     if (done.length === 0) return;
-    await this.persist('fan out', () =>
-      this.opts.fanout.publish(
-        buildFanout(
+    await this.persist('publish', () =>
+      this.opts.publisher.publish(
+        storedBatchMessages(
           done.map((s) => s.message),
           this.opts.redisKeyPrefix,
           Date.now(),

@@ -5,7 +5,7 @@ import { Gauge, Registry } from 'prom-client';
 import { decodeLogChannelMessage, logChannelPattern, type LogChannelMessage } from '@iotsupport/contracts';
 import { Lifecycle } from '@iotsupport/observability';
 import { mqttTopic } from '@iotsupport/config';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, eventually, purgeMqttSession, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix, type ElasticsearchStandin } from '@iotsupport/testkit';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, deleteRedisPrefix, eventually, purgeMqttSession, startElasticsearchStandin, uniqueId, uniqueRedisPrefix, uniqueTopicPrefix, type ElasticsearchStandin } from '@iotsupport/testkit';
 import { LOGSINK_TOPIC, startIngestService, type IngestService, type IngestSettings } from '../src/index.js';
 import { silentLogger } from './helpers.js';
 
@@ -24,6 +24,8 @@ export function isolatedSettings(overrides: Partial<IngestSettings> = {}): Inges
     INGEST_BULK_MAX_LINES: 2000,
     INGEST_RETRY_MAX_DELAY_MS: 300,
     INGEST_SESSION_EXPIRY_SECONDS: 3600,
+    LOG_STREAM_MAX_LINES: 5000,
+    LOG_STREAM_MAX_AGE_SECONDS: 600,
     ...overrides,
   };
 }
@@ -43,9 +45,14 @@ export async function startPublisher(t: Test, settings: IngestSettings): Promise
 
 /** Collects the Redis fan-out under the settings' prefix, per channel in arrival order. */
 export async function collectFanout(t: Test, settings: IngestSettings): Promise<{ all: Array<{ channel: string; message: LogChannelMessage }>; invalid: string[] }> {
-  // Pub/sub only: ingest writes no keys, so there is nothing under the prefix to delete.
   const sub = new Redis(LOCAL_REDIS_URL);
-  t.teardown(() => sub.disconnect());
+  t.teardown(async () => {
+    sub.disconnect();
+    // Ingest's device streams live under the prefix.
+    const redis = new Redis(LOCAL_REDIS_URL);
+    await deleteRedisPrefix(redis, settings.REDIS_KEY_PREFIX);
+    redis.disconnect();
+  });
   const out = { all: [] as Array<{ channel: string; message: LogChannelMessage }>, invalid: [] as string[] };
   sub.on('pmessage', (_p, channel, payload) => {
     const message = decodeLogChannelMessage(payload);

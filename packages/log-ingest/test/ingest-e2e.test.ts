@@ -1,4 +1,5 @@
 import t from 'tap';
+import { logChannelName } from '@iotsupport/contracts';
 import { eventually, metricValue } from '@iotsupport/testkit';
 import { dailyIndexName, documentId, payloadDigest } from '../src/index.js';
 import { collectFanout, isolatedSettings, startIngestRig, startInProcessIngest, startPublisher, startStandin } from './harness.js';
@@ -38,7 +39,7 @@ t.test('published lines are stored with the right index, fields and ids, and fan
   t.notOk(es.get(index, documentId(d1, 1)));
 
   await eventually(() => fanout.all.length === 4, 10_000);
-  const byChannel = (entity: string) => fanout.all.filter((f) => f.channel === `${settings.REDIS_KEY_PREFIX}:logs:${entity}`).flatMap((f) => f.message.docs.map((d) => d.message));
+  const byChannel = (entity: string) => fanout.all.filter((f) => f.channel === logChannelName(settings.REDIS_KEY_PREFIX, entity)).flatMap((f) => f.message.docs.map((d) => d.message));
   t.same(byChannel('dev-a'), ['boot', 'a2', 'a3'], 'dev-a in receive order');
   t.same(byChannel('dev-b'), ['b1', 'b2']);
   t.same(fanout.invalid, []);

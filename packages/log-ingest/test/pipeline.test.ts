@@ -2,17 +2,17 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, metricValue } from '@iotsupport/testkit';
 import { decodeLogChannelMessage } from '@iotsupport/contracts';
-import { IngestPipeline, type FanoutItem, type LogLine } from '../src/index.js';
+import { IngestPipeline, type StoredBatchMessage, type LogLine } from '../src/index.js';
 import { freshMetrics, silentLogger } from './helpers.js';
 
 /** The `message` of every doc in published channel messages, in publish order. */
-function decodeChannelDocs(items: readonly FanoutItem[]): string[] {
-  return items.flatMap((i) => decodeLogChannelMessage(i.payload)!.docs.map((d) => d.message as string));
+function decodeChannelDocs(items: readonly StoredBatchMessage[]): string[] {
+  return items.flatMap((i) => decodeLogChannelMessage(i.message)!.docs.map((d) => d.message as string));
 }
 
 function setup(storeDelayMs: (batch: number) => number, maxBatchLines = 5) {
   const stored: string[][] = [];
-  const published: FanoutItem[] = [];
+  const published: StoredBatchMessage[] = [];
   const acks: string[] = [];
   const { registry, metrics } = freshMetrics();
   let batch = 0;
@@ -26,8 +26,8 @@ function setup(storeDelayMs: (batch: number) => number, maxBatchLines = 5) {
         stored.push(lines.map((l) => l.doc.message as string));
       },
     },
-    fanout: {
-      async publish(items: readonly FanoutItem[]) {
+    publisher: {
+      async publish(items: readonly StoredBatchMessage[]) {
         published.push(...items);
       },
     },
