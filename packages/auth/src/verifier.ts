@@ -1,9 +1,9 @@
-import { createVerifier, TokenError, type Algorithm } from 'fast-jwt';
+import fastifyJwt from '@fastify/jwt';
+import Fastify from 'fastify';
+import { TokenError } from 'fast-jwt';
 import { TokenVerificationError, type TokenRejection } from './errors.js';
 import { JwksResolver, type JwksResolverOptions } from './jwks.js';
-
-/** Asymmetric algorithms only: `none` and every HS* are refused (an HS256 token "signed" with our public key included). */
-const ASYMMETRIC_ALGORITHMS: Algorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+import { ASYMMETRIC_ALGORITHMS, signingKeyResolver } from './signing-key.js';
 
 export interface AccessTokenVerifierOptions extends JwksResolverOptions {
   /** OIDC_AUDIENCE: `aud` must contain it. */
@@ -47,50 +47,62 @@ const FAST_JWT_REASONS: Partial<Record<string, TokenRejection>> = {
 function classify(err: unknown): TokenVerificationError {
   if (err instanceof TokenVerificationError) return err;
   const te = err as TokenError & { originalError?: unknown };
+  // the key resolver's refusals reach us wrapped by fast-jwt (FAST_JWT_KEY_FETCHING_ERROR)
   if (te.originalError instanceof TokenVerificationError) return te.originalError;
   return new TokenVerificationError(FAST_JWT_REASONS[te.code] ?? 'malformed', te.message);
 }
 
+/** A non-empty `sub` (fast-jwt's `requiredClaims` only asks that the claim exists). */
+const NON_EMPTY = /^[\s\S]+$/;
+
 /**
- * JWT verification for users (and, via `azp`, devices) with fast-jwt — what @fastify/jwt builds
- * on — and the JWKS resolver (jwks.ts). The key is looked up by the header's `kid` before any signature check.
+ * @fastify/jwt in verify-only mode on a private Fastify instance that never listens: its
+ * `fastify.jwt.verify(token)` runs fast-jwt with the options below and, as the public key, the
+ * resolver of signing-key.ts (fast-jwt's key-fetcher shape; @fastify/jwt's `(request, token)`
+ * secret functions only work with `request.jwtVerify`, and callers here verify tokens that are not
+ * their request's own: the gateway callback carries the client's headers in its body).
  */
-export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): AccessTokenVerifier {
-  const jwks = new JwksResolver(options);
-  const verify = createVerifier({
-    algorithms: ASYMMETRIC_ALGORITHMS,
-    // iss and aud are checked below, by us, so a refusal says which one failed.
-    clockTolerance: options.clockSkewSeconds * 1000,
-    requiredClaims: ['sub', 'exp', 'iss', 'aud'],
-    // No fast-jwt token cache: it keeps refusals for clockTolerance ms, so a token whose key was
-    // just rotated in would stay refused; a signature check costs well under a millisecond.
-    cache: false,
-    key: async (decoded: { header: { alg?: unknown; kid?: unknown } }) => {
-      const { alg, kid } = decoded.header;
-      // Refuse before any key fetch: a forged header must not make us call the issuer.
-      if (typeof alg !== 'string' || !(ASYMMETRIC_ALGORITHMS as string[]).includes(alg)) {
-        throw new TokenVerificationError('algorithm', `algorithm ${String(alg)} is not allowed`);
-      }
-      if (typeof kid !== 'string' || kid === '') throw new TokenVerificationError('unknown_key', 'token has no kid');
-      return jwks.publicKey(kid, alg);
+async function registerJwt(options: AccessTokenVerifierOptions, jwks: JwksResolver) {
+  const app = Fastify({ logger: false });
+  await app.register(fastifyJwt, {
+    secret: { public: signingKeyResolver(jwks, options) },
+    verify: {
+      algorithms: ASYMMETRIC_ALGORITHMS,
+      allowedIss: options.issuerUrl,
+      allowedAud: options.audience,
+      allowedSub: NON_EMPTY,
+      requiredClaims: ['sub', 'exp', 'iss', 'aud'],
+      clockTolerance: options.clockSkewSeconds * 1000,
+      // No token cache: fast-jwt keeps refusals for a while, so a token whose key was just
+      // rotated in would stay refused; a signature check costs well under a millisecond.
+      cache: false,
     },
   });
+  return app.jwt;
+}
+
+/**
+ * JWT verification for users (and, via `azp`, devices): @fastify/jwt (fast-jwt) checks the
+ * signature, algorithm, iss, aud, exp/nbf with skew and the required claims; the key comes from the
+ * issuer's JWKS by `kid` (jwks.ts), looked up only for tokens addressed to us (signing-key.ts).
+ */
+export function createAccessTokenVerifier(options: AccessTokenVerifierOptions): AccessTokenVerifier {
+  const registered = registerJwt(options, new JwksResolver(options));
+  // a registration failure (a bad option) is reported by every verification, not as an unhandled rejection
+  registered.catch(() => undefined);
 
   return {
     async verifyAccessToken(token: string): Promise<VerifiedToken> {
+      const jwt = await registered; // a bad option fails here, as itself (not as a refused token)
       let claims: Record<string, unknown>;
       try {
-        claims = (await verify(token)) as Record<string, unknown>;
+        claims = await jwt.verify<Record<string, unknown>>(token);
       } catch (err) {
         throw classify(err);
       }
-      const { sub, exp, azp, iss, aud } = claims;
-      if (iss !== options.issuerUrl) throw new TokenVerificationError('issuer', `iss ${JSON.stringify(iss)} is not ${options.issuerUrl}`);
-      if (!(Array.isArray(aud) ? aud.includes(options.audience) : aud === options.audience)) {
-        throw new TokenVerificationError('audience', `aud does not contain ${options.audience}`);
-      }
-      if (typeof sub !== 'string' || sub === '') throw new TokenVerificationError('claims', 'sub must be a non-empty string');
-      if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new TokenVerificationError('claims', 'exp must be a number');
+      const { sub, exp, azp, iss } = claims;
+      // fast-jwt checked these; narrowed here for the types
+      if (typeof sub !== 'string' || typeof exp !== 'number' || typeof iss !== 'string') throw new TokenVerificationError('claims', 'sub, exp or iss has the wrong type');
       return { sub, exp, iss, claims, ...(typeof azp === 'string' ? { azp } : {}) };
     },
   };

@@ -79,6 +79,24 @@ t.test('every kind of bad token is refused with 401 INVALID_TOKEN and says why',
   }
 });
 
+t.test('a token not addressed to us (issuer, audience, algorithm) is refused before any key lookup: it costs the issuer nothing', async (t) => {
+  const issuer = await issuerFor(t);
+  const verifier = verifierFor(issuer); // nothing fetched yet: any key lookup would fetch discovery and JWKS
+  const cases: Array<[string, string, string]> = [
+    ['another issuer', issuer.wrongIssuerToken(), 'issuer'],
+    ['another audience', issuer.wrongAudienceToken(), 'audience'],
+    ['audience list without ours', issuer.token({ aud: ['someone-else', 'another-api'] }), 'audience'],
+    ['alg none', issuer.algNoneToken(), 'algorithm'],
+    ['HS256 signed with the public key', issuer.hs256WithPublicKeyToken(), 'algorithm'],
+  ];
+  for (const [name, token, reason] of cases) {
+    t.same(await refusal(verifier.verifyAccessToken(token)), { reason, code: 'INVALID_TOKEN', status: 401 }, name);
+  }
+  t.same(issuer.requests, { discovery: 0, jwks: 0 }, 'no discovery and no JWKS fetch for refused tokens');
+  const listed = await verifier.verifyAccessToken(issuer.token({ sub: 'erin', aud: ['another-api', issuer.audience] }));
+  t.equal(listed.sub, 'erin', 'an aud list that contains ours is accepted');
+});
+
 t.test('clock skew: a token expired less than OIDC_CLOCK_SKEW_SECONDS ago is still accepted', async (t) => {
   const issuer = await issuerFor(t);
   const token = issuer.token({ expiresIn: -10 });
