@@ -6,6 +6,9 @@
 -- was lost (Redis flushed, restarted empty, failed over to an empty replica).
 --- @include "ownership-common"
 local now = now_ms()
+-- A registry that lost its data starts its numbers past the clock (epoch ms), so an instance of
+-- the old registry that has not noticed yet never shares a number with a new one.
+if redis.call('EXISTS', seq_key) == 0 then redis.call('SET', seq_key, now) end
 local instance = redis.call('INCR', seq_key)
 local deadline = now + tonumber(ARGV[2])
 redis.call('ZADD', pods_key, deadline, instance)
