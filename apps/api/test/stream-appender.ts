@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { assembleLogChannelMessage, parseCursor, type StreamPosition } from '@iotsupport/contracts';
+import { logChannelMessageFrame, parseCursor, type StreamPosition } from '@iotsupport/contracts';
 import { appendResult, defineStreamScripts, deviceStreamKeys, queueAppendBatch, streamRetention, type AppendResult } from '@iotsupport/log-stream';
 import type { SseClient } from '@iotsupport/testkit';
 
@@ -24,9 +24,9 @@ export function streamAppender(redis: Redis, prefix: string, options: AppenderOp
     const now = Date.now();
     const ids = docs.map((_, i) => `${batchId}.${i}`);
     const docsJson = docs.map((doc) => JSON.stringify(doc));
-    const message = assembleLogChannelMessage({ v: 1, batch_id: batchId, device_entity_id: entityId, received_at_ms: now, ingested_at_ms: now, ids }, docsJson);
+    const frame = logChannelMessageFrame({ v: 1, batch_id: batchId, device_entity_id: entityId, received_at_ms: now, ingested_at_ms: now, ids });
     const pipeline = redis.pipeline();
-    queueAppendBatch(pipeline, { keys: deviceStreamKeys(prefix, entityId), batchId, message, lineIds: ids, docsJson }, retention);
+    queueAppendBatch(pipeline, { keys: deviceStreamKeys(prefix, entityId), batchId, frame, lineIds: ids, docsJson }, retention);
     const [[err, reply]] = (await pipeline.exec()) as [[Error | null, unknown]];
     if (err) throw err;
     return appendResult(reply);
