@@ -1,5 +1,6 @@
 import t from 'tap';
 import { parseCursor } from '@iotsupport/contracts';
+import { MAX_SEND_BODY_BYTES } from '@iotsupport/gateway-client';
 import { deviceStreamKeys } from '@iotsupport/log-stream';
 import { registryKeys } from '@iotsupport/realtime-state';
 import { eventually, type SseClient } from '@iotsupport/testkit';
@@ -102,7 +103,8 @@ t.test('resume outside the window or from another epoch: not recovered, delivery
 });
 
 t.test('checkpoints are written only with the lease renewal, for what the gateway accepted', async (t) => {
-  const fleet = await startFleet(t, { pods: 1 });
+  // A long lease: halted, the pod may still send for a while (its fence), and renews only when told.
+  const fleet = await startFleet(t, { pods: 1, env: { OWNERSHIP_LEASE_SECONDS: '60' } });
   const append = streamAppender(fleet.publisher, fleet.prefix);
   const pod = fleet.pods[0]!;
   const client = await fleet.open('ck');
@@ -142,7 +144,7 @@ t.test('take-over replays from the checkpoint: after dropping repeats by cursor 
   clearInterval(flow);
   await appending;
   const last = seq - 1;
-  await eventually(() => clients.every((c) => keptSeqs(c).seqs.at(-1) === last), 15_000);
+  await eventually(() => clients.every((c) => keptSeqs(c).seqs.at(-1) === last), 30_000);
 
   let repeats = 0;
   clients.forEach((c, i) => {
@@ -233,4 +235,22 @@ t.test('an oversized line is cut on a code point boundary through the api path, 
   }
   t.equal(await metricValue(fleet.pods[0]!.metrics, 'sse_device_log_docs_truncated_total'), 4);
   t.ok((await fleet.publisher.xlen(deviceStreamKeys(fleet.prefix, ENTITY).stream)) === 4, 'the window holds the whole lines');
+});
+
+t.test('a 500-line positioned batch is split under 100 kB per send; every event names its lines ids and its last cursor', async (t) => {
+  const fleet = await startFleet(t, { pods: 1 });
+  const append = streamAppender(fleet.publisher, fleet.prefix);
+  const client = await fleet.open('split');
+  await fleet.subscribe('split', 1, ENTITY);
+  const docs = Array.from({ length: 500 }, (_, seq) => ({ seq, message: `${'x'.repeat(990)}"quoted"` }));
+  const appended = await append(ENTITY, 'big', docs);
+  if (!appended.appended) throw new Error('appended');
+  await eventually(() => receivedLines(client, ENTITY).length === 500);
+  const lines = receivedLines(client, ENTITY);
+  t.same(lines.map((l) => l.doc.seq), range(0, 499), 'every line once, in order');
+  t.same(lines.map((l) => l.id), docs.map((_, i) => `big.${i}`), 'each line with its id');
+  t.same(lines.map((l) => l.position.offset), range(appended.first.offset, appended.lastOffset), 'offsets follow the lines');
+  const bodies = fleet.gateway.sends().filter((s) => (s.body as { event?: { name: string } }).event?.name === 'device-logs');
+  t.ok(bodies.length >= 6, `${bodies.length} events`);
+  for (const s of bodies) t.ok(Buffer.byteLength(JSON.stringify(s.body)) <= MAX_SEND_BODY_BYTES, 'body within 100 kB');
 });
