@@ -77,6 +77,25 @@ t.test('resume inside the window: recovered, exactly the missing lines in order,
   t.equal(await metricValue(other.metrics, 'sse_stream_resumes_total', { outcome: 'recovered' }), 1);
 });
 
+t.test('a resume of a device the stream already gets (through another pod) moves its delivery back: repeats carry their cursors', async (t) => {
+  const fleet = await startFleet(t, { pods: 2 });
+  const append = streamAppender(fleet.publisher, fleet.prefix);
+  const client = await fleet.open('rw');
+  await fleet.subscribe('rw', 1, ENTITY);
+  for (let seq = 1; seq <= 5; seq++) await append(ENTITY, `w${seq}`, [{ seq }]);
+  await eventually(() => keptSeqs(client).seqs.length === 5);
+  const since = receivedLines(client, ENTITY)[1]!.eventCursor; // line 2
+  const other = fleet.pods.find((p) => p !== ownerOf(fleet, 'rw'))!;
+  const answer = await other.connections.subscribe({ requestId: 'rw', deviceId: 1, entityId: ENTITY, callerSubject: null, since: parseCursor(since)! });
+  t.equal(answer.recovered, true);
+  await append(ENTITY, 'w6', [{ seq: 6 }]);
+  await eventually(() => receivedLines(client, ENTITY).some((l) => l.doc.seq === 6));
+  t.same(receivedLines(client, ENTITY).map((l) => l.doc.seq), [1, 2, 3, 4, 5, 3, 4, 5, 6], 'lines 3..5 again (the owner replayed after since), then live');
+  const kept = keptSeqs(client);
+  t.same(kept.seqs, range(1, 6), 'a client dropping repeats by cursor has every line once, in order');
+  t.equal(kept.repeats, 3, 'the repeats are exactly the replayed lines it had');
+});
+
 t.test('resume outside the window or from another epoch: not recovered, delivery starts at the current position', async (t) => {
   const fleet = await startFleet(t, { pods: 1 });
   const append = streamAppender(fleet.publisher, fleet.prefix, { maxLines: 5 });
