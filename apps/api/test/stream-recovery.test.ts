@@ -29,6 +29,17 @@ async function watchers(fleet: Fleet, name: string, count: number): Promise<SseC
   return clients;
 }
 
+/** Two pods; a stream `requestId` watching ENTITY has received its lines 1..5 (seq 1..5). */
+async function fiveLinesDelivered(t: Parameters<typeof startFleet>[0], requestId: string) {
+  const fleet = await startFleet(t, { pods: 2 });
+  const append = streamAppender(fleet.publisher, fleet.prefix);
+  const client = await fleet.open(requestId);
+  await fleet.subscribe(requestId, 1, ENTITY);
+  for (let seq = 1; seq <= 5; seq++) await append(ENTITY, `${requestId}.${seq}`, [{ seq }]);
+  await eventually(() => keptSeqs(client).seqs.length === 5);
+  return { fleet, append, client };
+}
+
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
@@ -52,12 +63,7 @@ t.test('events carry the lines ids and the cursor of their last line; subscribe 
 });
 
 t.test('resume inside the window: recovered, exactly the missing lines in order, then live — also when the owner is another pod', async (t) => {
-  const fleet = await startFleet(t, { pods: 2 });
-  const append = streamAppender(fleet.publisher, fleet.prefix);
-  const first = await fleet.open('r-first');
-  await fleet.subscribe('r-first', 1, ENTITY);
-  for (let seq = 1; seq <= 5; seq++) await append(ENTITY, `a${seq}`, [{ seq }]);
-  await eventually(() => keptSeqs(first).seqs.length === 5);
+  const { fleet, append, client: first } = await fiveLinesDelivered(t, 'r-first');
   // The page reloads after line 3: the client resumes from line 3's cursor on a new stream.
   const since = receivedLines(first, ENTITY)[2]!.eventCursor;
   first.close();
@@ -78,12 +84,7 @@ t.test('resume inside the window: recovered, exactly the missing lines in order,
 });
 
 t.test('a resume of a device the stream already gets (through another pod) moves its delivery back: repeats carry their cursors', async (t) => {
-  const fleet = await startFleet(t, { pods: 2 });
-  const append = streamAppender(fleet.publisher, fleet.prefix);
-  const client = await fleet.open('rw');
-  await fleet.subscribe('rw', 1, ENTITY);
-  for (let seq = 1; seq <= 5; seq++) await append(ENTITY, `w${seq}`, [{ seq }]);
-  await eventually(() => keptSeqs(client).seqs.length === 5);
+  const { fleet, append, client } = await fiveLinesDelivered(t, 'rw');
   const since = receivedLines(client, ENTITY)[1]!.eventCursor; // line 2
   const other = fleet.pods.find((p) => p !== ownerOf(fleet, 'rw'))!;
   const answer = await other.connections.subscribe({ requestId: 'rw', deviceId: 1, entityId: ENTITY, callerSubject: null, since: parseCursor(since)! });
