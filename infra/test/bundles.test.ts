@@ -52,6 +52,8 @@ const env: Record<string, string> = {
   SSE_CALLBACK_SECRET: 'bundle-test-callback-secret',
   SECRET_KEY: 'bundle-test-secret-key-32-characters',
   SHUTDOWN_DRAIN_SECONDS: '0',
+  // No issuer here: the api's production rule refuses OIDC off unless this says so.
+  ALLOW_UNAUTHENTICATED_API: 'true',
 };
 
 t.before(async () => {

@@ -20,6 +20,8 @@ const secret = {
   ...secretExample(),
   SSE_CALLBACK_SECRET: 'a'.repeat(64),
   SECRET_KEY: 'b'.repeat(64),
+  IDP_ADMIN_CLIENT_ID: 'iotsupport-admin',
+  IDP_ADMIN_CLIENT_SECRET: 'c'.repeat(32),
 };
 
 const appOf = (c: Container) => /^iotsupport\/(api|ingest|worker)(:|$)/.exec(c.image)?.[1] as AppName | undefined;
