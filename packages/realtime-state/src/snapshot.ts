@@ -123,10 +123,22 @@ export function registryViolations(s: RegistrySnapshot): string[] {
   return v;
 }
 
-/** The registry's whole state, after checking every invariant: throws listing the violations. */
+/**
+ * The registry's whole state, after checking every invariant: throws listing the violations.
+ * The read is key by key, not atomic: a change landing mid-read (a replaced stream's disconnect
+ * callback still on its way) can show a violation that is not there. So a violation counts only
+ * in a snapshot that reads back the same a moment later (up to ~1 s of re-reads).
+ */
 export async function readConsistentSnapshot(redis: Redis, prefix: string): Promise<RegistrySnapshot> {
-  const snap = await readRegistrySnapshot(redis, prefix);
-  const violations = registryViolations(snap);
+  let snap = await readRegistrySnapshot(redis, prefix);
+  let violations = registryViolations(snap);
+  for (let i = 0; violations.length > 0 && i < 20; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const again = await readRegistrySnapshot(redis, prefix);
+    if (JSON.stringify(again) === JSON.stringify(snap)) break;
+    snap = again;
+    violations = registryViolations(snap);
+  }
   if (violations.length) throw new Error(`registry inconsistent:\n${violations.join('\n')}`);
   return snap;
 }
