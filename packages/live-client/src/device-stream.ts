@@ -62,6 +62,12 @@ export class DeviceStream {
     return this.resumeTarget !== undefined;
   }
 
+  /** Starts from a cursor the page kept (e.g. across a reload), as if its line had been shown. */
+  seed(cursor: string): void {
+    const position = parseCursor(cursor);
+    if (position && !this.last) this.moveTo(position, cursor);
+  }
+
   /** A resubscribe was sent: hold lines past a gap until its answer (and replay) arrive. */
   beginResume(): void {
     this.resumeTarget = 'answer-pending';

@@ -20,8 +20,12 @@ export interface LiveClient {
   readonly requestId: string;
   readonly state: ConnectionState;
   readonly stats: LiveClientStats;
-  /** Starts streaming a device (by id); resolves with the first subscribe answer. */
-  watch(deviceId: number): Promise<SubscribeAnswer>;
+  /**
+   * Starts streaming a device (by id); resolves with the first subscribe answer. `resumeFrom`: a
+   * position the page kept (a `lines` event's entity id and `cursorOf` it), e.g. across a reload:
+   * the first subscribe then asks for the lines after it (`recovered` in the answer).
+   */
+  watch(deviceId: number, options?: { resumeFrom?: { deviceEntityId: string; cursor: string } }): Promise<SubscribeAnswer>;
   unwatch(deviceId: number): Promise<void>;
   /** The cursor the client would resume a device from (by entity id). */
   cursorOf(deviceEntityId: string): string | undefined;
@@ -204,13 +208,15 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
       for (const stream of streams.values()) duplicatesDropped += stream.duplicates;
       return { duplicatesDropped, reconnects: stats.reconnects };
     },
-    watch(deviceId) {
+    watch(deviceId, watchOptions = {}) {
       const existing = devices.get(deviceId);
       if (existing) return existing.firstAnswer;
       let settle!: WatchedDevice['settle'];
       const firstAnswer = new Promise<SubscribeAnswer>((resolve, reject) => (settle = { resolve, reject }));
       firstAnswer.catch(() => undefined); // also reported as an `error` event
-      devices.set(deviceId, { entityId: undefined, firstAnswer, settle });
+      const resumeFrom = watchOptions.resumeFrom;
+      if (resumeFrom) streamOf(resumeFrom.deviceEntityId).seed(resumeFrom.cursor);
+      devices.set(deviceId, { entityId: resumeFrom?.deviceEntityId, firstAnswer, settle });
       if (state === 'connected') void subscribe(deviceId, generation);
       return firstAnswer;
     },
