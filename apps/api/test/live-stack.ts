@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Test } from 'tap';
 import mqtt from 'mqtt';
 import { Redis } from 'ioredis';
 import { CONN_FIELDS, registryKeys } from '@iotsupport/realtime-state';
@@ -48,6 +47,8 @@ async function kill(process: Managed | undefined): Promise<void> {
 }
 
 export interface LiveStackOptions {
+  /** Log level of the api pods (default warn). */
+  logLevel?: string;
   pods?: number;
   devices?: number;
   /** Run a Redis server of the test's own instead of the shared one. */
@@ -78,7 +79,12 @@ export interface LiveStack {
   entityId(device: number): string;
 }
 
-export async function startLiveStack(t: Test, options: LiveStackOptions = {}): Promise<LiveStack> {
+/** What the stack needs of a tap Test (a benchmark passes its own list). */
+export interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export async function startLiveStack(t: Teardown, options: LiveStackOptions = {}): Promise<LiveStack> {
   const devices = options.devices ?? 10;
   let redisServer: Managed | undefined;
   let redisUrl = LOCAL_REDIS_URL;
@@ -92,7 +98,7 @@ export async function startLiveStack(t: Test, options: LiveStackOptions = {}): P
   }
   t.teardown(() => kill(redisServer));
 
-  const fleet = await startProcessFleet(t, { pods: 0, devices, logLevel: 'warn', env: { REDIS_URL: redisUrl, ...options.env } });
+  const fleet = await startProcessFleet(t, { pods: 0, devices, logLevel: options.logLevel ?? 'warn', env: { REDIS_URL: redisUrl, ...options.env } });
   const gatewayPort = await freePort();
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   let gateway: Managed | undefined;
@@ -231,3 +237,63 @@ export function deliveryReport(shown: number[], published: number[]) {
 }
 
 export const PERFECT_DELIVERY = { missing: 0, repeated: 0, unexpected: 0, inOrder: true, firstMissing: [] };
+
+export interface TakeoverRun {
+  /** POD_ID of the pod killed. */
+  killed: string;
+  published: number;
+  /** Per client, how what it showed differs from what was published for its device. */
+  reports: Array<{ requestId: string } & ReturnType<typeof deliveryReport>>;
+  /** Repeats the clients received and dropped (before the module's dedupe they were shown twice). */
+  duplicates: number;
+  /** Per client, the longest pause between two `lines` events after the kill (ms), sorted. */
+  pauses: number[];
+}
+
+/**
+ * `connections` clients over `devices` devices (round robin); lines flow at `rate` lines/s for
+ * `seconds`; once ~`killAfterSeconds` of lines reached every client, the pod owning the most of
+ * them is killed with SIGKILL. Waits (up to `settleMs`) for every line to arrive, then reports.
+ */
+export async function runTakeover(
+  stack: LiveStack,
+  { connections, devices, rate, seconds, killAfterSeconds = 2, settleMs = 45_000 }: { connections: number; devices: number; rate: number; seconds: number; killAfterSeconds?: number; settleMs?: number },
+): Promise<TakeoverRun> {
+  const clients: LiveClient[] = [];
+  const shown: Array<Map<string, number[]>> = [];
+  const longestPause: number[] = [];
+  let killedAt = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < connections; i++) {
+    const client = stack.client();
+    clients.push(client);
+    shown.push(recordLines(client));
+    let previous = 0;
+    longestPause.push(0);
+    client.on('lines', () => {
+      const now = Date.now();
+      if (now > killedAt) longestPause[i] = Math.max(longestPause[i]!, now - Math.max(previous, killedAt));
+      previous = now;
+    });
+  }
+  await Promise.all(clients.map((c, i) => c.watch(stack.deviceId(i % devices))));
+
+  const flow = publishFor(stack, devices, rate, seconds);
+  const linesOf = (i: number) => shown[i]!.get(stack.entityId(i % devices)) ?? [];
+  const totalShown = () => clients.reduce((sum, _, i) => sum + linesOf(i).length, 0);
+  await eventually(() => totalShown() >= rate * killAfterSeconds * (connections / devices), 30_000);
+  const owner = await stack.busiestOwner(clients.map((c) => c.requestId));
+  killedAt = Date.now();
+  owner.child.kill('SIGKILL');
+  await owner.exited;
+  await flow;
+
+  const complete = () => clients.every((_, i) => linesOf(i).length >= stack.published(i % devices).length);
+  await eventually(complete, settleMs).catch(() => undefined); // the reports say what is missing
+  return {
+    killed: owner.id,
+    published: rate * seconds,
+    reports: clients.map((c, i) => ({ requestId: c.requestId, ...deliveryReport(linesOf(i), stack.published(i % devices)) })),
+    duplicates: clients.reduce((sum, c) => sum + c.stats.duplicatesDropped, 0),
+    pauses: [...longestPause].sort((a, b) => a - b),
+  };
+}
