@@ -124,6 +124,11 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
   function open(): void {
     const current = ++generation;
     if (current > 1) stats.reconnects += 1;
+    // The gateway writes events sent during the connect callback before `ready`: hold from now.
+    for (const device of devices.values()) {
+      const stream = device.entityId === undefined ? undefined : streams.get(device.entityId);
+      if (stream?.resumeCursor !== undefined) stream.beginResume();
+    }
     const es = new EventSourceImpl!(`${options.gatewayUrl}/events?request_id=${encodeURIComponent(requestId)}`, { withCredentials: true });
     source = es;
     es.addEventListener('ready', () => {
