@@ -52,9 +52,13 @@ t.test('Redis restarted empty with streams open: every stream closed within 10 s
   await eventually(() => clients.every((_, i) => linesOf(i).length === 10), 20_000);
   const epochBefore = clients.map((c, i) => parseCursor(c.cursorOf(stack.entityId(i % DEVICES))!)!.epoch);
 
+  const restartedAt = Date.now();
+  const closedAfter: number[] = [];
+  clients.forEach((c) => c.on('state', ({ state }) => state === 'reconnecting' && closedAfter.push(Date.now() - restartedAt)));
   await stack.restartRedisEmpty();
   // The bound the issue sets: a stream left open and unserved would keep its client deaf for good.
   await eventually(() => told.every((r) => r.states.includes('reconnecting')), 10_000);
+  t.comment(`streams ended ${Math.min(...closedAfter)}–${Math.max(...closedAfter)} ms after the Redis restart began`);
   await eventually(() => told.every((r) => r.unrecovered.length > 0) && clients.every((c) => c.state === 'connected'), 20_000);
 
   const before = clients.map((_, i) => linesOf(i).length);
