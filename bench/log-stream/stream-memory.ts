@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { assembleLogChannelMessage } from '@iotsupport/contracts';
+import { logChannelMessageFrame } from '@iotsupport/contracts';
 import { defineStreamScripts, deviceStreamKeys, queueAppendBatch, streamRetention } from '@iotsupport/log-stream';
 import { LOCAL_REDIS_URL, deleteRedisPrefix, uniqueRedisPrefix } from '@iotsupport/testkit';
 
@@ -36,9 +36,9 @@ try {
       docBytes += docsJson.reduce((n, d) => n + Buffer.byteLength(d), 0);
       const batchId = `${'d'.repeat(43)}.${b}`;
       const lineIds = docsJson.map((_, i) => `${'d'.repeat(43)}-${b * BATCH + i}`);
-      const message = assembleLogChannelMessage({ v: 1, batch_id: batchId, device_entity_id: entityId, received_at_ms: 1, ingested_at_ms: 2, ids: lineIds }, docsJson);
+      const frame = logChannelMessageFrame({ v: 1, batch_id: batchId, device_entity_id: entityId, received_at_ms: 1, ingested_at_ms: 2, ids: lineIds });
       const pipeline = redis.pipeline();
-      queueAppendBatch(pipeline, { keys, batchId, message, lineIds, docsJson }, retention);
+      queueAppendBatch(pipeline, { keys, batchId, frame, lineIds, docsJson }, retention);
       await pipeline.exec();
     }
     const held = await redis.xlen(keys.stream);

@@ -56,7 +56,7 @@ export function createApiPod(config: Config, options: ApiPodOptions = {}): ApiPo
   lifecycle.onShutdown('sse connections: stop probe and sweep, send what is queued, release owned connections', () => services.sse.stop());
   lifecycle.onShutdown('close public listener', () => publicServer.close());
   lifecycle.onShutdown('close internal listener', () => internalServer.close());
-  lifecycle.onShutdown('close services and clients', async () => {
+  lifecycle.onShutdown('close clients (after the services\' own connections)', async () => {
     await services.close();
     await clients.close();
   });

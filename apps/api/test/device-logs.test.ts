@@ -2,6 +2,8 @@ import t from 'tap';
 import { eventually, openSse } from '@iotsupport/testkit';
 import { startFleet } from './sse-fleet.js';
 
+const CURSOR = /^[A-Za-z0-9_-]{1,32}:\d+-\d+$/;
+
 t.test('device-log subscriptions with OIDC on: every status and code of the contract', async (t) => {
   // no periodic sweep here: the expired binding must be noticed by a subscribe
   const fleet = await startFleet(t, { pods: 2, oidc: true, env: { REGISTRY_SWEEP_INTERVAL_SECONDS: '3600' } });
@@ -84,9 +86,10 @@ t.test('device-log subscriptions with OIDC on: every status and code of the cont
   t.test('subscribe is idempotent; unsubscribe removes exactly that; then 404 SUBSCRIPTION_NOT_FOUND', async (t) => {
     const first = await fleet.deviceLogs(a!, 'subscribe', { request_id: 'c1', device_id: dev0 }, alice);
     t.equal(first.statusCode, 200);
-    t.same(first.json(), { status: 'subscribed', device_entity_id: 'sensor.0' });
+    t.same(first.json(), { status: 'subscribed', device_entity_id: 'sensor.0', cursor: first.json().cursor });
+    t.match(first.json().cursor, CURSOR);
     const again = await fleet.deviceLogs(b!, 'subscribe', { request_id: 'c1', device_id: dev0 }, alice);
-    t.same(again.json(), { status: 'subscribed', device_entity_id: 'sensor.0' }, 'twice is a no-op 200');
+    t.same(again.json(), { status: 'subscribed', device_entity_id: 'sensor.0', cursor: first.json().cursor }, 'twice is a no-op 200');
     await fleet.deviceLogs(b!, 'subscribe', { request_id: 'c1', device_id: dev1 }, alice);
     let snap = await fleet.consistent();
     t.same(snap.devices.c1, { [dev0!]: 'sensor.0', [dev1!]: 'sensor.1' });
@@ -142,7 +145,32 @@ t.test('OIDC off: no caller identity, any bound connection is accepted', async (
   t.equal((await fleet.deviceLogs(pod!, 'subscribe', { request_id: 'c9', device_id: dev })).json().code, 'NO_IDENTITY_BINDING');
   await fleet.callback(pod!, fleet.connectBody('tok-9', 'c9'));
   const res = await fleet.deviceLogs(pod!, 'subscribe', { request_id: 'c9', device_id: dev });
-  t.same(res.json(), { status: 'subscribed', device_entity_id: 'sensor.2' });
+  t.same(res.json(), { status: 'subscribed', device_entity_id: 'sensor.2', cursor: res.json().cursor });
+  t.match(res.json().cursor, CURSOR, 'and where the device stands');
   const withJunkToken = await fleet.deviceLogs(pod!, 'unsubscribe', { request_id: 'c9', device_id: dev }, { authorization: 'Bearer junk' });
   t.equal(withJunkToken.statusCode, 200, 'tokens are not looked at with OIDC off');
+});
+
+t.test('since: a cursor resumes (recovered in the answer); anything else is a typed 400; unsubscribe takes no since', async (t) => {
+  const fleet = await startFleet(t, { pods: 1 });
+  const [pod] = fleet.pods;
+  const dev = fleet.devices.entity[3]!;
+  await fleet.callback(pod!, fleet.connectBody('tok-s', 'cs'));
+  const plain = (await fleet.deviceLogs(pod!, 'subscribe', { request_id: 'cs', device_id: dev })).json();
+  t.notOk('recovered' in plain, 'no since, no recovered');
+
+  const resumed = await fleet.deviceLogs(pod!, 'subscribe', { request_id: 'cs', device_id: dev, since: plain.cursor });
+  t.same(resumed.json(), { status: 'subscribed', device_entity_id: 'sensor.3', cursor: plain.cursor, recovered: true }, 'nothing missed since the current position');
+  const lost = await fleet.deviceLogs(pod!, 'subscribe', { request_id: 'cs', device_id: dev, since: 'someOtherEpoch:1-5' });
+  t.same(lost.json(), { status: 'subscribed', device_entity_id: 'sensor.3', cursor: plain.cursor, recovered: false }, 'another epoch: not recovered');
+
+  for (const since of ['not a cursor', 'ep:12', 'ep:1-x', '']) {
+    const res = await fleet.deviceLogs(pod!, 'subscribe', { request_id: 'cs', device_id: dev, since });
+    t.equal(res.statusCode, 400, JSON.stringify(since));
+    t.equal(res.json().code, since === '' ? 'VALIDATION_FAILED' : 'INVALID_CURSOR');
+  }
+  const tooLong = await fleet.deviceLogs(pod!, 'subscribe', { request_id: 'cs', device_id: dev, since: `${'a'.repeat(70)}:1-1` });
+  t.equal(tooLong.json().code, 'VALIDATION_FAILED', 'longer than any cursor: refused by the schema');
+  const unsub = await fleet.deviceLogs(pod!, 'unsubscribe', { request_id: 'cs', device_id: dev, since: plain.cursor });
+  t.equal(unsub.json().code, 'VALIDATION_FAILED', 'unsubscribe is unchanged: exactly two fields');
 });

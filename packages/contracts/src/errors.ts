@@ -8,6 +8,7 @@ export const ERRORS = {
   INVALID_JSON: { status: 400, message: 'Request body is not valid JSON' },
   INVALID_CALLBACK: { status: 400, message: 'Invalid SSE gateway callback' },
   INVALID_REQUEST_ID: { status: 400, message: 'request_id must be 1-128 characters of [A-Za-z0-9_-]' },
+  INVALID_CURSOR: { status: 400, message: 'since is not a stream cursor (<epoch>:<ms>-<offset>)' },
   UNAUTHORIZED: { status: 401, message: 'Authentication required' },
   INVALID_TOKEN: { status: 401, message: 'Invalid or expired token' },
   INVALID_CALLBACK_SECRET: { status: 401, message: 'Invalid callback secret' },

@@ -1,3 +1,4 @@
+import { MAX_CURSOR_LENGTH } from './stream-cursor.js';
 import { Type, type Static } from 'typebox';
 
 /**
@@ -52,5 +53,31 @@ export const DeviceLogSubscriptionBody = Type.Object(
 );
 export type DeviceLogSubscriptionBody = Static<typeof DeviceLogSubscriptionBody>;
 
-export const DeviceLogSubscribed = Type.Object({ status: Type.Literal('subscribed'), device_entity_id: Type.String() });
+/**
+ * Body of `POST /api/device-logs/subscribe`: the two fields, plus an optional resume cursor
+ * (docs/streams.md). A malformed `since` is refused with INVALID_CURSOR (400).
+ */
+export const DeviceLogSubscribeBody = Type.Object(
+  {
+    ...DeviceLogSubscriptionBody.properties,
+    since: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_CURSOR_LENGTH,
+        description: 'resume after this stream cursor of the device (the cursor of the last line the client has)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DeviceLogSubscribeBody = Static<typeof DeviceLogSubscribeBody>;
+
+export const DeviceLogSubscribed = Type.Object({
+  status: Type.Literal('subscribed'),
+  device_entity_id: Type.String(),
+  cursor: Type.String({ description: "the device's current position: delivery to the connection continues after it (or after since, when recovered)" }),
+  recovered: Type.Optional(
+    Type.Boolean({ description: 'only with since: true = every line after since follows, then live; false = the window no longer holds them (or the epoch changed), delivery starts at cursor' }),
+  ),
+});
 export const DeviceLogUnsubscribed = Type.Object({ status: Type.Literal('unsubscribed') });

@@ -97,16 +97,24 @@ export type LogChannelHeader = Omit<LogChannelMessage, 'docs'>;
  * result is exactly what `JSON.stringify` makes of the decoded message, in schema order.
  */
 export function assembleLogChannelMessage(header: LogChannelHeader, docsJson: readonly string[]): string {
-  let json =
-    `{"v":${header.v},"batch_id":${JSON.stringify(header.batch_id)},"device_entity_id":${JSON.stringify(header.device_entity_id)}` +
-    `,"docs":[${docsJson.join(',')}],"received_at_ms":${header.received_at_ms},"ingested_at_ms":${header.ingested_at_ms}`;
-  if (header.ids !== undefined) json += `,"ids":${JSON.stringify(header.ids)}`;
-  if (header.epoch !== undefined) json += `,"epoch":${JSON.stringify(header.epoch)}`;
-  if (header.stream_ms !== undefined) json += `,"stream_ms":${header.stream_ms}`;
-  if (header.first_offset !== undefined) json += `,"first_offset":${header.first_offset}`;
-  // The append script (packages/log-stream) adds epoch, stream_ms and first_offset the same way,
-  // in place of the closing brace: a test holds it to this text.
-  return json + '}';
+  const frame = logChannelMessageFrame(header);
+  return frame.beforeDocs + docsJson.join(',') + frame.afterDocs;
+}
+
+/**
+ * The text of a channel message around its docs: the message is `beforeDocs`, the docs' JSON
+ * joined with commas, then `afterDocs`. The append script (packages/log-stream) receives the frame
+ * and the docs once each, joins them the same way, and writes epoch, stream_ms and first_offset
+ * in place of the closing brace as this function does: a test holds the published text to it.
+ */
+export function logChannelMessageFrame(header: LogChannelHeader): { beforeDocs: string; afterDocs: string } {
+  const beforeDocs = `{"v":${header.v},"batch_id":${JSON.stringify(header.batch_id)},"device_entity_id":${JSON.stringify(header.device_entity_id)},"docs":[`;
+  let afterDocs = `],"received_at_ms":${header.received_at_ms},"ingested_at_ms":${header.ingested_at_ms}`;
+  if (header.ids !== undefined) afterDocs += `,"ids":${JSON.stringify(header.ids)}`;
+  if (header.epoch !== undefined) afterDocs += `,"epoch":${JSON.stringify(header.epoch)}`;
+  if (header.stream_ms !== undefined) afterDocs += `,"stream_ms":${header.stream_ms}`;
+  if (header.first_offset !== undefined) afterDocs += `,"first_offset":${header.first_offset}`;
+  return { beforeDocs, afterDocs: afterDocs + '}' };
 }
 
 /** The cursor of the doc at `index` of a message carrying stream positions, else undefined. */

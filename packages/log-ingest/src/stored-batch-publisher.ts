@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '@iotsupport/observability';
-import { LOG_CHANNEL_MESSAGE_VERSION, assembleLogChannelMessage } from '@iotsupport/contracts';
+import { LOG_CHANNEL_MESSAGE_VERSION, logChannelMessageFrame } from '@iotsupport/contracts';
 import { appendResult, defineStreamScripts, deviceStreamKeys, queueAppendBatch, type StreamBatch, type StreamRetention } from '@iotsupport/log-stream';
 import { backoffDelayMs, sleepUnlessAborted, type BackoffPolicy } from './backoff.js';
 import { channelBatchId } from './ids.js';
@@ -20,8 +20,9 @@ export const STORED_BATCH_MAX_DOCS_BYTES = 256 * 1024;
  * The channel messages for messages that were just stored, in receive order: per message, per
  * entity (in order of first appearance), docs in line order, split into parts of at most
  * STORED_BATCH_MAX_DOCS_BYTES. Lines without an entity id, and lines Elasticsearch refused for good
- * (they are in the dead letter, not in the index), are not streamed. The contract's encoder
- * assembles each message from the lines' JSON text, made once at parse time.
+ * (they are in the dead letter, not in the index), are not streamed. Each message is the
+ * contract's frame around the lines' JSON text (made once at parse time), sent to Redis once:
+ * the append script stores each line and joins them into the message it publishes.
  */
 export function storedBatchMessages(messages: readonly ParsedMessage[], redisKeyPrefix: string, ingestedAtMs: number): StoredBatchMessage[] {
   const items: StoredBatchMessage[] = [];
@@ -42,7 +43,7 @@ export function storedBatchMessages(messages: readonly ParsedMessage[], redisKey
       const flush = () => {
         const batchId = channelBatchId(message.digest, part++);
         const header = { v: LOG_CHANNEL_MESSAGE_VERSION, batch_id: batchId, device_entity_id: entityId, received_at_ms: message.receivedAtMs, ingested_at_ms: ingestedAtMs, ids: lineIds } as const;
-        items.push({ keys, batchId, message: assembleLogChannelMessage(header, docsJson), lineIds, docsJson });
+        items.push({ keys, batchId, frame: logChannelMessageFrame(header), lineIds, docsJson });
         docsJson = [];
         lineIds = [];
         bytes = 0;

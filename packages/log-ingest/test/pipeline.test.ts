@@ -3,11 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, metricValue } from '@iotsupport/testkit';
 import { decodeLogChannelMessage } from '@iotsupport/contracts';
 import { IngestPipeline, type StoredBatchMessage, type LogLine } from '../src/index.js';
-import { freshMetrics, silentLogger } from './helpers.js';
+import { freshMetrics, messageText, silentLogger } from './helpers.js';
 
 /** The `message` of every doc in published channel messages, in publish order. */
 function decodeChannelDocs(items: readonly StoredBatchMessage[]): string[] {
-  return items.flatMap((i) => decodeLogChannelMessage(i.message)!.docs.map((d) => d.message as string));
+  return items.flatMap((i) => decodeLogChannelMessage(messageText(i))!.docs.map((d) => d.message as string));
 }
 
 function setup(storeDelayMs: (batch: number) => number, maxBatchLines = 5) {

@@ -4,7 +4,7 @@ import { decodeLogChannelMessage, logChannelName, logChannelPattern } from '@iot
 import { LOCAL_REDIS_URL, deleteRedisPrefix, eventually, metricValue, uniqueRedisPrefix } from '@iotsupport/testkit';
 import { deviceStreamKeys, readAfterCursor, streamRetention } from '@iotsupport/log-stream';
 import { STORED_BATCH_MAX_DOCS_BYTES, StoredBatchPublisher, storedBatchMessages, parseMqttMessage, type ParsedMessage } from '../src/index.js';
-import { freshMetrics, silentLogger } from './helpers.js';
+import { freshMetrics, messageText, silentLogger } from './helpers.js';
 
 const OPTS = { indexPrefix: 'logs-', entityField: 'entity_id' };
 const RETENTION = streamRetention({ LOG_STREAM_MAX_LINES: 1000, LOG_STREAM_MAX_AGE_SECONDS: 600, INGEST_MAX_INFLIGHT: 64, INGEST_SESSION_EXPIRY_SECONDS: 3600 });
@@ -21,7 +21,7 @@ t.test('per message, per entity, in line order; lines without entity are not str
     items.map((i) => i.keys.channel),
     ['pfx:log:{a}:live', 'pfx:log:{b}:live', 'pfx:log:{a}:live'],
   );
-  const decoded = items.map((i) => decodeLogChannelMessage(i.message));
+  const decoded = items.map((i) => decodeLogChannelMessage(messageText(i)));
   t.ok(decoded.every(Boolean), 'every payload matches LogChannelMessageSchema');
   t.same(
     decoded.map((d) => d!.docs.map((doc) => doc.message)),
@@ -35,9 +35,9 @@ t.test('per message, per entity, in line order; lines without entity are not str
 t.test('batch ids are deterministic: a redelivered message gets the same ones', async (t) => {
   const docs = [{ entity_id: 'a', message: 'x' }, { entity_id: 'b', message: 'y' }];
   const first = storedBatchMessages([await message(1000, ...docs)], 'p', 1)
-    .map((i) => decodeLogChannelMessage(i.message)!.batch_id);
+    .map((i) => decodeLogChannelMessage(messageText(i))!.batch_id);
   const again = storedBatchMessages([await message(9000, ...docs)], 'p', 2)
-    .map((i) => decodeLogChannelMessage(i.message)!.batch_id);
+    .map((i) => decodeLogChannelMessage(messageText(i))!.batch_id);
   t.same(again, first);
 });
 
@@ -45,7 +45,7 @@ t.test('a big message for one entity is split into parts under the size bound, o
   const docs = Array.from({ length: 3000 }, (_, i) => ({ entity_id: 'big', message: `${i}`.padEnd(200, '.') }));
   const items = storedBatchMessages([await message(1, ...docs)], 'p', 2);
   t.ok(items.length > 1);
-  const decoded = items.map((i) => decodeLogChannelMessage(i.message)!);
+  const decoded = items.map((i) => decodeLogChannelMessage(messageText(i))!);
   t.ok(decoded.every((d) => JSON.stringify(d.docs).length <= STORED_BATCH_MAX_DOCS_BYTES + 2));
   t.same(
     decoded.flatMap((d) => d.docs.map((doc) => Number.parseInt(doc.message as string, 10))),

@@ -9,8 +9,8 @@ export interface StreamBatch {
   keys: DeviceStreamKeys;
   /** The channel message's `batch_id`: a batch already appended under this id is skipped. */
   batchId: string;
-  /** The channel message from the contract's assembly, without stream positions. */
-  message: string;
+  /** The channel message's text around its docs (contracts' logChannelMessageFrame), without stream positions. */
+  frame: { beforeDocs: string; afterDocs: string };
   /** Per line, in order: its id (Elasticsearch `_id`) and its document's JSON. */
   lineIds: readonly string[];
   docsJson: readonly string[];
@@ -40,7 +40,8 @@ export function queueAppendBatch(pipeline: ChainableCommander, batch: StreamBatc
     retention.rememberedBatches,
     retention.headTtlMs,
     keys.channel,
-    batch.message,
+    batch.frame.beforeDocs,
+    batch.frame.afterDocs,
   ];
   for (let i = 0; i < batch.lineIds.length; i++) args.push(batch.lineIds[i]!, batch.docsJson[i]!);
   callScript(pipeline, 'logStreamAppendBatch', args);

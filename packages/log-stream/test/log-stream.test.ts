@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
-import { assembleLogChannelMessage, decodeLogChannelMessage, formatCursor, type StreamPosition } from '@iotsupport/contracts';
+import { assembleLogChannelMessage, decodeLogChannelMessage, formatCursor, logChannelMessageFrame, type StreamPosition } from '@iotsupport/contracts';
 import { LOCAL_REDIS_URL, deleteRedisPrefix, eventually, uniqueRedisPrefix } from '@iotsupport/testkit';
 import { appendResult, defineStreamScripts, deviceStreamKeys, queueAppendBatch, readAfterCursor, streamHead, type AppendResult, type StreamRetention } from '../src/index.js';
 
@@ -26,9 +26,9 @@ async function setup(t: Test, retention: Partial<StreamRetention> = {}) {
   const append = async (batchId: string, count: number): Promise<AppendResult> => {
     const docsJson = Array.from({ length: count }, () => JSON.stringify({ n: line++ }));
     const lineIds = docsJson.map((_, i) => `${batchId}-${i}`);
-    const message = assembleLogChannelMessage({ v: 1, batch_id: batchId, device_entity_id: 'dev:{1}', received_at_ms: 1, ingested_at_ms: 2, ids: lineIds }, docsJson);
+    const frame = logChannelMessageFrame({ v: 1, batch_id: batchId, device_entity_id: 'dev:{1}', received_at_ms: 1, ingested_at_ms: 2, ids: lineIds });
     const pipeline = redis.pipeline();
-    queueAppendBatch(pipeline, { keys, batchId, message, lineIds, docsJson }, policy);
+    queueAppendBatch(pipeline, { keys, batchId, frame, lineIds, docsJson }, policy);
     const [[err, reply]] = (await pipeline.exec())! as [[Error | null, unknown]];
     if (err) throw err;
     return appendResult(reply);

@@ -73,6 +73,12 @@ export interface RegistryKeys {
   connectionDevices(requestId: string): string;
   /** SET of request_ids watching the entity (entity → watching connections). */
   watchers(entityId: string): string;
+  /**
+   * HASH entity_id → stream cursor (contracts' stream-cursor.ts): how far the connection's
+   * delivery of each watched entity stands — the start a subscribe recorded, then its owner's
+   * checkpoints (written with the lease renewal). Removed with the connection and its subscriptions.
+   */
+  positions(requestId: string): string;
   /** HASH token → request_id, for the current token of every connection only. */
   readonly tokens: string;
   /** ZSET request_id → binding_expires_at; only connections whose binding can expire (OIDC on). */
@@ -92,6 +98,11 @@ export interface RegistryKeys {
   readonly podSeq: string;
   /** HASH instance number → JSON {pod, gateway, started_at}: who an instance is. */
   readonly podInfo: string;
+  /**
+   * STRING: a random name the registry gets with its first instance. A pod that finds it changed
+   * or gone at a renewal knows the registry's data was lost (docs/streams-api.md, "Never silently deaf").
+   */
+  readonly generation: string;
 }
 
 /**
@@ -110,6 +121,7 @@ export function registryKeys(prefix: string): RegistryKeys {
     connection: (requestId) => `${base}:conn:${requestId}`,
     connectionDevices: (requestId) => `${base}:conn:${requestId}:devices`,
     watchers: (entityId) => `${base}:watchers:${entityId}`,
+    positions: (requestId) => `${base}:pos:${requestId}`,
     tokens: `${base}:tokens`,
     byBindingExpiry: `${base}:idx:binding-expiry`,
     byLastSeen: `${base}:idx:last-seen`,
@@ -119,5 +131,6 @@ export function registryKeys(prefix: string): RegistryKeys {
     pods: `${base}:pods`,
     podSeq: `${base}:pod-seq`,
     podInfo: `${base}:pod-info`,
+    generation: `${base}:generation`,
   };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { registryKeys, type RegistryKeys } from './keys.js';
 import { defineScripts, type ScriptCall } from './scripts.js';
@@ -39,6 +40,25 @@ export interface OwnedConnection {
   gateway: string;
   /** Entities it watches (distinct). */
   entities: string[];
+  /** entity_id → stream cursor: where delivery stands (keys.positions); entities without one start live. */
+  positions: Record<string, string>;
+}
+
+/** One changed position of an owner, written with its lease renewal. */
+export interface Checkpoint {
+  requestId: string;
+  /** The stream the position was delivered to: a replaced connection's position is not written. */
+  token: string;
+  entityId: string;
+  cursor: string;
+}
+
+export interface LeaseRenewal {
+  renewed: boolean;
+  /** The registry's generation now ('' when it has none: its data was lost). */
+  generation: string;
+  /** Checkpoints written (those of connections still owned by this stream and entity). */
+  written: number;
 }
 
 export interface PodInfo {
@@ -67,7 +87,7 @@ export class OwnershipLostError extends Error {
 
 export type GatewayTopology = 'shared' | 'per-pod';
 
-type RawOwned = [string, string, string, string[]];
+type RawOwned = [string, string, string, string[], string[]];
 
 function parsePodInfo(json: string | undefined): PodInfo | null {
   if (!json) return null;
@@ -79,7 +99,13 @@ function parsePodInfo(json: string | undefined): PodInfo | null {
 }
 
 function toOwned(raw: RawOwned[]): OwnedConnection[] {
-  return raw.map(([requestId, token, gateway, entities]) => ({ requestId, token, gateway, entities: [...new Set(entities)] }));
+  return raw.map(([requestId, token, gateway, entities, positions]) => ({ requestId, token, gateway, entities: [...new Set(entities)], positions: pairsToRecord(positions) }));
+}
+
+function pairsToRecord(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
 }
 
 /** The ownership transitions, one Lua script each; state lives under the registry's key base. */
@@ -101,15 +127,25 @@ export class OwnershipStore {
     return this.scripts[name](...this.fixedKeys, this.keys.base, ...args);
   }
 
-  /** A new process: its instance number and first lease deadline (Redis clock). */
-  async registerInstance(podId: string, gateway: string, leaseMs: number): Promise<{ instance: string; leaseUntilMs: number }> {
-    const [instance, deadline] = (await this.run('register', leaseMs, podId, gateway)) as [number, number];
-    return { instance: String(instance), leaseUntilMs: Number(deadline) };
+  /** A new process: its instance number, first lease deadline (Redis clock) and the registry's generation. */
+  async registerInstance(podId: string, gateway: string, leaseMs: number): Promise<{ instance: string; leaseUntilMs: number; generation: string }> {
+    const [instance, deadline, generation] = (await this.run('register', leaseMs, podId, gateway, randomBytes(9).toString('base64url'))) as [number, number, string];
+    return { instance: String(instance), leaseUntilMs: Number(deadline), generation };
   }
 
   /** Extends the lease; false once it has run out (then the process must stop sending and re-register). */
   async renewLease(instance: string, leaseMs: number): Promise<boolean> {
-    return Number(await this.run('renew', instance, leaseMs)) === 1;
+    return (await this.renew(instance, leaseMs, [])).renewed;
+  }
+
+  /**
+   * Extends the lease and writes the owner's changed checkpoints, in one script call (one round
+   * trip, whatever the number of positions): the only way positions are written by owners.
+   */
+  async renew(instance: string, leaseMs: number, checkpoints: readonly Checkpoint[]): Promise<LeaseRenewal> {
+    const args = checkpoints.flatMap((c) => [c.requestId, c.token, c.entityId, c.cursor]);
+    const [renewed, generation, written] = (await this.run('renew', instance, leaseMs, ...args)) as [number, string, number];
+    return { renewed: Number(renewed) === 1, generation, written: Number(written) };
   }
 
   /** Ends the lease now (drain): live processes take the connections over at their next pass. */

@@ -64,6 +64,13 @@ export interface SubscribeInput {
   entityId: string;
   /** The caller's `sub`; null when there is no caller identity (OIDC off). */
   callerSubject: string | null;
+  /**
+   * Where delivery of the entity to this connection starts (after this stream cursor), recorded
+   * in the connection's positions (`pos:<request_id>`) for whichever pod owns it. Recorded when
+   * the subscription is added or moved (and the entity has no position yet), or always with
+   * `always` (a resume: the caller's `since`).
+   */
+  start?: { cursor: string; always: boolean };
 }
 
 export interface UnsubscribeInput {
@@ -146,7 +153,16 @@ export class ConnectionRegistry {
   }
 
   async subscribe(input: SubscribeInput): Promise<SubscribeResult> {
-    const [status, detail] = (await this.run('subscribe', input.requestId, String(input.deviceId), input.entityId, input.callerSubject ?? '')) as [string, string];
+    const start = input.start;
+    const [status, detail] = (await this.run(
+      'subscribe',
+      input.requestId,
+      String(input.deviceId),
+      input.entityId,
+      input.callerSubject ?? '',
+      start?.cursor ?? '',
+      start?.always ? '1' : '0',
+    )) as [string, string];
     if (status === 'ok') return { ok: true, change: detail as 'added' | 'unchanged' | 'moved' };
     return { ok: false, code: detail as RefusalCode };
   }
@@ -219,6 +235,12 @@ export class ConnectionRegistry {
   /** request_ids watching the entity (the fan-out set). */
   async watchers(entityId: string): Promise<string[]> {
     return this.redis.smembers(this.keys.watchers(entityId));
+  }
+
+  /** entity_id → stream cursor: where the connection's delivery of each watched entity stands. */
+  async positionsOf(requestId: string): Promise<Record<string, string>> {
+    if (!isValidRequestId(requestId)) return {};
+    return this.redis.hgetall(this.keys.positions(requestId));
   }
 
   /** device_id → entity_id the connection subscribed (its watched entities are the values). */

@@ -16,6 +16,8 @@ export interface RegistrySnapshot {
   lastSeen: Record<string, number>;
   /** request_id → owner instance (idx:owner, ownership.ts). */
   owners: Record<string, number>;
+  /** request_id → (entity_id → stream cursor); connections without positions are absent. */
+  positions: Record<string, Record<string, string>>;
   subscriptionCount: number;
   /** Keys under the base that are none of the above (should always be empty). */
   unknownKeys: string[];
@@ -35,6 +37,7 @@ export async function readRegistrySnapshot(redis: Redis, prefix: string): Promis
     bindingExpiry: {},
     lastSeen: {},
     owners: {},
+    positions: {},
     subscriptionCount: 0,
     unknownKeys: [],
   };
@@ -48,13 +51,15 @@ export async function readRegistrySnapshot(redis: Redis, prefix: string): Promis
 
   const connPrefix = `${keys.base}:conn:`;
   const watchersPrefix = `${keys.base}:watchers:`;
+  const positionsPrefix = `${keys.base}:pos:`;
   for (const key of all) {
     if (key === keys.tokens) snap.tokens = await redis.hgetall(key);
     else if (key === keys.counts) snap.subscriptionCount = Number((await redis.hget(key, COUNT_FIELDS.subscriptions)) ?? 0);
     else if (key === keys.byBindingExpiry) snap.bindingExpiry = await zsetToRecord(redis, key);
     else if (key === keys.byLastSeen) snap.lastSeen = await zsetToRecord(redis, key);
     else if (key === keys.byOwner) snap.owners = await zsetToRecord(redis, key);
-    else if (key === keys.pods || key === keys.podSeq || key === keys.podInfo || key === keys.sweepLock) continue; // per process, not per connection
+    else if (key === keys.pods || key === keys.podSeq || key === keys.podInfo || key === keys.sweepLock || key === keys.generation) continue; // per process or registry, not per connection
+    else if (key.startsWith(positionsPrefix)) snap.positions[key.slice(positionsPrefix.length)] = await redis.hgetall(key);
     else if (key.startsWith(watchersPrefix)) snap.watchers[key.slice(watchersPrefix.length)] = (await redis.smembers(key)).sort();
     else if (key.startsWith(connPrefix) && key.endsWith(':devices')) snap.devices[key.slice(connPrefix.length, -':devices'.length)] = await redis.hgetall(key);
     else if (key.startsWith(connPrefix)) snap.connections[key.slice(connPrefix.length)] = await redis.hgetall(key);
@@ -93,6 +98,11 @@ export function registryViolations(s: RegistrySnapshot): string[] {
   }
   for (const rid of [...Object.keys(s.lastSeen), ...Object.keys(s.bindingExpiry), ...Object.keys(s.owners)]) {
     if (!s.connections[rid]) v.push(`index entry ${rid} without connection`);
+  }
+  for (const [rid, positions] of Object.entries(s.positions)) {
+    if (!s.connections[rid]) v.push(`positions of ${rid} without connection`);
+    const watched = new Set(Object.values(s.devices[rid] ?? {}));
+    for (const eid of Object.keys(positions)) if (!watched.has(eid)) v.push(`position of ${rid} for ${JSON.stringify(eid)}, which it does not watch`);
   }
   let pairs = 0;
   const expectedWatchers: Record<string, Set<string>> = {};

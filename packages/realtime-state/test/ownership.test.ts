@@ -50,7 +50,7 @@ t.test('exactly one live instance takes a connection; per-pod only the gateway t
   ]);
   t.equal(taken.length + lost.length, 1, 'two concurrent takes: one winner');
   const winner = taken.length ? ia : ib;
-  t.same([...taken, ...lost][0], { requestId: 'r1', token: input.token, gateway: 'http://gw-a', entities: ['sensor.x'] });
+  t.same([...taken, ...lost][0], { requestId: 'r1', token: input.token, gateway: 'http://gw-a', entities: ['sensor.x'], positions: {} });
   t.equal(await c.ownerOf('r1'), winner);
   const conn = await reg.getConnection('r1');
   t.equal(conn?.raw.owner, winner, 'the connection hash says who owns it');

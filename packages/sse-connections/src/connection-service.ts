@@ -1,8 +1,14 @@
-import { AppError } from '@iotsupport/contracts';
+import { AppError, type StreamPosition } from '@iotsupport/contracts';
 import type { Logger } from '@iotsupport/observability';
 import type { ClosableConnection, ConnectInput, ConnectResult, ConnectionRegistry, SubscribeInput, UnsubscribeInput } from '@iotsupport/realtime-state';
 import type { Forwarding } from './forwarding.js';
 import { closeInBackground, type GatewayControl } from './gateway-control.js';
+
+/** What a subscribe answers besides the entity id (DeviceLogSubscribed). */
+export interface SubscribeAnswer {
+  cursor: string;
+  recovered?: boolean;
+}
 
 /**
  * The SSE connections' state changes, each in two explicit steps: the registry's atomic Redis
@@ -38,11 +44,23 @@ export class ConnectionService {
     return result.removed;
   }
 
-  /** Throws NO_IDENTITY_BINDING / IDENTITY_MISMATCH; an expired binding ends the connection first. */
-  async subscribe(input: SubscribeInput): Promise<void> {
-    const result = await this.registry.subscribe(input);
+  /**
+   * Throws NO_IDENTITY_BINDING / IDENTITY_MISMATCH; an expired binding ends the connection first.
+   * Delivery starts right after the device's current position (`cursor`), or after `since` when
+   * the window still holds what follows it (`recovered`, docs/streams-api.md). The position is
+   * read before the subscription is recorded, so no line falls between the two.
+   */
+  async subscribe(input: SubscribeInput & { since?: StreamPosition }): Promise<SubscribeAnswer> {
+    const { since, ...subscription } = input;
+    const point = await this.forwarding.streams.resumePoint(input.entityId, since);
+    const resumed = point.recovered === true;
+    const result = await this.registry.subscribe({ ...subscription, start: { cursor: point.start, always: resumed } });
     if (!result.ok) return this.refuse(input.requestId, result.code);
-    if (result.change !== 'unchanged') await this.forwarding.syncOwnerListening(input.requestId);
+    if (since !== undefined) this.forwarding.metrics.resumes.inc({ outcome: resumed ? 'recovered' : 'not_recovered' });
+    if (result.change !== 'unchanged' || resumed) {
+      await this.forwarding.syncOwnerListening(input.requestId, resumed ? { entityId: input.entityId, cursor: point.start } : undefined);
+    }
+    return point.recovered === undefined ? { cursor: point.cursor } : { cursor: point.cursor, recovered: point.recovered };
   }
 
   /** As subscribe, plus SUBSCRIPTION_NOT_FOUND. */

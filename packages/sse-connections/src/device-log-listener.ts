@@ -1,10 +1,10 @@
 import { LRUCache } from 'lru-cache';
 import { decodeLogChannelMessage, decodeRotationNudge } from '@iotsupport/contracts';
-import { prepareEvent, type GatewayClient, type PreparedEvent, type SendOutcome } from '@iotsupport/gateway-client';
+import { prepareEvent, type GatewayClient } from '@iotsupport/gateway-client';
 import type { Logger } from '@iotsupport/observability';
-import { DEVICE_LOGS_EVENT, deviceLogEventData } from './log-events.js';
 import type { ForwardingMetrics } from './metrics.js';
-import type { Owned, OwnedConnections } from './owned-connections.js';
+import type { OwnedConnections } from './owned-connections.js';
+import { LiveBatch, type StreamDelivery } from './stream-delivery.js';
 
 const ROTATION_UPDATED = prepareEvent({ name: 'rotation-updated', data: '{}' });
 
@@ -18,9 +18,9 @@ const DEDUP_MAX = 200_000;
 
 /**
  * Listens on this pod's subscriber connection and turns what arrives on its channels into gateway sends for the connections it owns:
- * - an ingest batch of an entity → its `device-logs` events (split under 100 kB), queued to each
- *   owned connection watching the entity, in arrival order (= ingest order: one subscriber
- *   connection, and everything up to the queue is synchronous);
+ * - an ingest batch of an entity → its `device-logs` events (split under 100 kB, built once), handed
+ *   to StreamDelivery for each owned connection watching the entity, in arrival order (= ingest
+ *   order: one subscriber connection); delivery sends each connection the lines after its position;
  * - a rotation nudge → one `rotation-updated` `{}` to each owned connection.
  * A batch id already seen on the channel (ingest republished after a crash) is dropped.
  */
@@ -29,6 +29,7 @@ export class DeviceLogListener {
 
   constructor(
     private readonly owned: OwnedConnections,
+    private readonly delivery: StreamDelivery,
     private readonly gateway: GatewayClient,
     private readonly metrics: ForwardingMetrics,
     private readonly logger: Logger,
@@ -53,17 +54,9 @@ export class DeviceLogListener {
       return;
     }
     this.metrics.batches.inc({ result: 'forwarded' });
-    // Checked and serialised here, once per batch: each watcher's body only pastes them in.
-    const events = deviceLogEventData(entityId, message.docs, () => this.metrics.truncatedDocs.inc()).map((data) => prepareEvent({ name: DEVICE_LOGS_EVENT, data }));
-    const receivedAt = message.received_at_ms;
-    for (const conn of watchers) {
-      for (const event of events) {
-        void this.send(conn, event).then((outcome) => {
-          this.metrics.deviceLogEvents.inc({ status: outcome.status });
-          if (outcome.status === 'ok') this.metrics.ingestToAck.observe(Math.max(0, Date.now() - receivedAt) / 1000);
-        });
-      }
-    }
+    // Checked and serialised once per batch: each watcher's body only pastes them in.
+    const batch = new LiveBatch(message, (lines) => this.delivery.events(entityId, lines));
+    for (const conn of [...watchers]) this.delivery.live(conn, batch);
   }
 
   onNudge(raw: string): void {
@@ -73,10 +66,6 @@ export class DeviceLogListener {
       return;
     }
     this.metrics.nudges.inc({ source: nudge.source });
-    for (const conn of this.owned.all()) void this.send(conn, ROTATION_UPDATED);
-  }
-
-  private send(conn: Owned, event: PreparedEvent): Promise<SendOutcome> {
-    return this.gateway.send(conn.token, event, { service: event.name, gatewayUrl: conn.gateway, fenced: true });
+    for (const conn of this.owned.all()) void this.gateway.send(conn.token, ROTATION_UPDATED, { service: ROTATION_UPDATED.name, gatewayUrl: conn.gateway, fenced: true });
   }
 }

@@ -4,18 +4,25 @@ import type { Logger } from '@iotsupport/observability';
 /**
  * Notices between api pods, over Redis pub/sub:
  * - `sync` (to the owner's own channel, answered with `ack`): "the subscriptions of this
- *   connection changed". The pod that served the subscribe call waits for the owner to listen to
- *   the new entity before answering 200, so a 200 means the next batch reaches the browser.
+ *   connection changed" (and with `from`: "deliver this entity after this cursor", a resume).
+ *   The pod that served the subscribe call waits for the owner to listen to the new entity before
+ *   answering 200, so a 200 means the next batch reaches the browser.
  * - `forget` (fleet channel): "this connection/stream is gone" — its owner drops it now instead of
  *   at its next send (404) or reconcile.
  * - `released` (fleet channel): "this pod drained and ended its lease" — take its connections now.
  * A lost notice costs latency, never correctness: each owner reconciles with Redis periodically.
  */
 export type FleetNotice =
-  | { t: 'sync'; rid: string; reply: string | null; id: number }
+  | { t: 'sync'; rid: string; reply: string | null; id: number; from?: StartAfter }
   | { t: 'ack'; id: number }
   | { t: 'forget'; rid: string; token: string }
   | { t: 'released'; instance: string };
+
+/** A resume: deliver `entityId` to the connection after `cursor`. */
+export interface StartAfter {
+  entityId: string;
+  cursor: string;
+}
 
 export function fleetChannel(prefix: string): string {
   return `${prefix}:fwd:fleet`;
@@ -54,7 +61,7 @@ export class FleetSync {
    * when no process listens on the owner's channel (it drained, died or lost that lease), or after
    * the timeout (a frozen owner). A dead owner's connections are re-read at take-over anyway.
    */
-  async requestSync(owner: string, requestId: string, replyTo: string | null): Promise<'acked' | 'unheard' | 'timeout'> {
+  async requestSync(owner: string, requestId: string, replyTo: string | null, from?: StartAfter): Promise<'acked' | 'unheard' | 'timeout'> {
     const id = ++this.seq;
     const acked = new Promise<'acked'>((resolve) => this.waiting.set(id, () => resolve('acked')));
     let timer: NodeJS.Timeout | undefined;
@@ -62,7 +69,7 @@ export class FleetSync {
       timer = setTimeout(() => resolve('timeout'), replyTo === null ? 0 : this.opts.timeoutMs);
     });
     try {
-      const listeners = await this.publish(podChannel(this.opts.prefix, owner), { t: 'sync', rid: requestId, reply: replyTo, id });
+      const listeners = await this.publish(podChannel(this.opts.prefix, owner), { t: 'sync', rid: requestId, reply: replyTo, id, ...(from ? { from } : {}) });
       // On one Redis (what the apps connect to) 0 means nobody listens. On a Cluster PUBLISH counts
       // only the node's own subscribers: there this fast path would answer before the owner listened.
       if (listeners === 0) return 'unheard';

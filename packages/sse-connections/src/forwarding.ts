@@ -3,18 +3,26 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { entityIdFromLogChannel, logChannelName, rotationNudgeChannel } from '@iotsupport/contracts';
 import { GatewayClient, gatewayClientOptions, type GatewayClientConfig } from '@iotsupport/gateway-client';
+import { streamRetention, type RetentionSettings } from '@iotsupport/log-stream';
 import { withTimeout, type Logger } from '@iotsupport/observability';
 import { ConnectionRegistry, OwnershipStore, type GatewayTopology, type OwnedConnection } from '@iotsupport/realtime-state';
-import { FleetSync, fleetChannel, parseNotice, podChannel, type FleetNotice } from './fleet-sync.js';
+import { FleetSync, fleetChannel, parseNotice, podChannel, type FleetNotice, type StartAfter } from './fleet-sync.js';
 import { DeviceLogListener } from './device-log-listener.js';
+import { DeviceStreams } from './device-streams.js';
 import { forwardingMetrics, type ForwardingMetrics } from './metrics.js';
-import { OwnedConnections } from './owned-connections.js';
+import { OwnedConnections, type Owned } from './owned-connections.js';
 import { OwnershipKeeper } from './ownership-keeper.js';
 import { PodLease } from './pod-lease.js';
+import { StreamDelivery } from './stream-delivery.js';
+import { streamWindowMetrics } from './stream-window-metrics.js';
+
+/** Why a pod closes streams it served at their gateway: metric label of sse_streams_closed_state_loss_total. */
+type StateLoss = 'registry_lost' | 'lease_lost' | 'no_longer_owned';
 
 /** The configuration forwarding reads (names as in @iotsupport/config). */
-export interface ForwardingConfig extends GatewayClientConfig {
+export interface ForwardingConfig extends GatewayClientConfig, RetentionSettings {
   REDIS_KEY_PREFIX: string;
+  LOG_ENTITY_FIELD: string;
   POD_ID: string;
   SSE_GATEWAY_TOPOLOGY: GatewayTopology;
   OWNERSHIP_LEASE_SECONDS: number;
@@ -52,6 +60,9 @@ export class Forwarding {
   readonly owned: OwnedConnections;
   readonly store: OwnershipStore;
   readonly lease: PodLease;
+  /** Reads of the devices' retained windows (replays, subscribe's resume point). */
+  readonly streams: DeviceStreams;
+  private readonly delivery: StreamDelivery;
   private readonly connections: ConnectionRegistry;
   private readonly subscriber: Redis;
   private readonly keeper: OwnershipKeeper;
@@ -85,6 +96,9 @@ export class Forwarding {
       fence: (token) => this.fence(token),
       onGone: (token) => void this.gone(token),
     });
+    this.streams = new DeviceStreams(opts.redis, this.prefix, streamRetention(config));
+    streamWindowMetrics(opts.registry, opts.redis, this.prefix);
+    this.delivery = new StreamDelivery({ owned: this.owned, gateway: this.gateway, streams: this.streams, metrics: this.metrics, logger, entityField: config.LOG_ENTITY_FIELD });
     this.lease = new PodLease({
       store: this.store,
       podId: config.POD_ID,
@@ -94,8 +108,16 @@ export class Forwarding {
       onAcquired: (instance) => this.listenAsInstance(instance),
       onLost: () => {
         this.metrics.leaseLost.inc();
-        this.dropAll();
+        // Live pods (this one as a new instance too) take over what is still in the registry.
+        void this.closeUnregistered(this.dropAll(), 'lease_lost');
       },
+      onRegistryLost: () => {
+        this.metrics.leaseLost.inc();
+        // Nothing in Redis knows these streams any more: the browsers must reconnect (with `since`).
+        for (const owned of this.dropAll()) this.closeStream(owned, 'registry_lost');
+      },
+      checkpoints: () => this.delivery.takeCheckpoints(),
+      onCheckpointsWritten: (count) => this.metrics.checkpointWrites.inc(count),
     });
     this.keeper = new OwnershipKeeper({
       store: this.store,
@@ -110,12 +132,13 @@ export class Forwarding {
       probeIntervalMs: config.CONNECTION_PROBE_INTERVAL_SECONDS * 1000,
       closeForeign: (conn) => this.closeForeign(conn),
       settle: (conns) => this.listening(conns.flatMap((c) => c.entities)),
-      dropped: (rids) => this.drop(rids, 'fenced'),
+      resume: (conns) => this.resumeFromPositions(conns),
+      dropped: (rids) => void this.closeUnregistered(this.drop(rids, 'fenced'), 'no_longer_owned'),
       takeoverIntervalMs: opts.takeoverIntervalMs,
       reconcileIntervalMs: opts.reconcileIntervalMs,
       orphanIntervalMs: opts.orphanIntervalMs,
     });
-    this.listener = new DeviceLogListener(this.owned, this.gateway, this.metrics, logger);
+    this.listener = new DeviceLogListener(this.owned, this.delivery, this.gateway, this.metrics, logger);
     this.sync = new FleetSync({ redis: opts.redis, prefix: this.prefix, logger, timeoutMs: opts.syncTimeoutMs ?? 1000 });
   }
 
@@ -145,6 +168,8 @@ export class Forwarding {
     await withTimeout(this.gateway.idle(), this.opts.drainTimeoutMs ?? 5000).catch(() => {
       this.opts.logger.warn({ queued: this.gateway.queueDepth }, 'shutdown: queued events not all sent in time');
     });
+    // The positions reached so far, so whoever takes the connections repeats as little as possible.
+    await this.lease.renew();
     this.draining = true;
     const instance = this.lease.instance;
     this.dropAll();
@@ -172,15 +197,18 @@ export class Forwarding {
     }
   }
 
-  /** A subscribe/unsubscribe changed what the connection watches: its owner listens before we answer. */
-  async syncOwnerListening(requestId: string): Promise<void> {
+  /**
+   * A subscribe/unsubscribe changed what the connection watches (or a resume moved where an
+   * entity's delivery starts, `from`): its owner listens, and starts replaying, before we answer.
+   */
+  async syncOwnerListening(requestId: string, from?: StartAfter): Promise<void> {
     try {
       const owner = await this.store.ownerOf(requestId);
-      if (owner === null) return; // whoever takes it reads its subscriptions then
-      if (owner === this.lease.instance) return await this.refresh(requestId);
+      if (owner === null) return; // whoever takes it reads its subscriptions and positions then
+      if (owner === this.lease.instance) return await this.refresh(requestId, from);
       // A dead owner is not asked first: nobody hears the notice (answered at once) or it never
       // acks (bounded by the timeout); whoever takes its connections over reads them then.
-      await this.sync.requestSync(owner, requestId, this.lease.instance);
+      await this.sync.requestSync(owner, requestId, this.lease.instance, from);
     } catch (err) {
       this.opts.logger.warn({ err: (err as Error).message, requestId }, 'subscription sync failed; the owner reconciles');
     }
@@ -208,7 +236,7 @@ export class Forwarding {
       else if (notice.t === 'forget') this.afterForget(notice.rid, notice.token);
       else if (notice.t === 'released') this.keeper.takeOverSoon();
       else if (notice.t === 'sync') {
-        await this.refresh(notice.rid);
+        await this.refresh(notice.rid, notice.from);
         if (notice.reply) await this.sync.ack(notice.reply, notice.id);
       }
     } catch (err) {
@@ -220,14 +248,40 @@ export class Forwarding {
     if (this.owned.get(requestId)?.token === token) this.drop([requestId], 'discarded');
   }
 
-  /** Re-reads what an owned connection watches and listens to it. */
-  private async refresh(requestId: string): Promise<void> {
+  /**
+   * Re-reads what an owned connection watches and listens to it; an entity it newly watches starts
+   * after its recorded position (the subscribe's start), and `from` (a resume) moves one entity's.
+   */
+  private async refresh(requestId: string, from?: StartAfter): Promise<void> {
     const owned = this.owned.get(requestId);
     if (!owned) return;
-    const entities = await this.connections.subscriptionsOf(requestId);
+    const [entities, positions] = await Promise.all([this.connections.subscriptionsOf(requestId), this.connections.positionsOf(requestId)]);
     if (this.owned.get(requestId) !== owned) return;
+    // A resume of an entity already being delivered moves it; a new one starts from its recorded start.
+    const resumed = from !== undefined && owned.tracks.has(from.entityId);
     this.owned.setEntities(owned, Object.values(entities));
+    this.startFromPositions(owned, positions, 'subscribe');
+    if (resumed) void this.delivery.startAfter(owned, from.entityId, from.cursor, 'subscribe');
     await this.listening([...owned.entities]);
+  }
+
+  /** Newly owned connections: every entity with a recorded position replays from it (resolves when all did). */
+  private async resumeFromPositions(conns: OwnedConnection[]): Promise<void> {
+    const replays: Promise<void>[] = [];
+    for (const conn of conns) {
+      const owned = this.owned.get(conn.requestId);
+      if (owned?.token === conn.token) replays.push(...this.startFromPositions(owned, conn.positions, 'takeover'));
+    }
+    await Promise.all(replays);
+  }
+
+  /** Entities of the connection without a track yet start after their recorded position. */
+  private startFromPositions(owned: Owned, positions: Record<string, string>, reason: 'takeover' | 'subscribe'): Promise<void>[] {
+    const replays: Promise<void>[] = [];
+    for (const [entityId, cursor] of Object.entries(positions)) {
+      if (!owned.tracks.has(entityId)) replays.push(this.delivery.startAfter(owned, entityId, cursor, reason));
+    }
+    return replays;
   }
 
   /** How long this pod may still send to the connection (null: not at all, see PodLease and adopt()). */
@@ -237,18 +291,58 @@ export class Forwarding {
     return this.lease.remainingMs();
   }
 
-  /** Stops sending to every owned connection (lease lost, shutdown): what is queued is fenced. */
-  private dropAll(): void {
-    for (const owned of this.owned.clear()) this.gateway.discard(owned.token, 'fenced');
+  /** Stops sending to every owned connection (lease lost, shutdown): what is queued is fenced. Returns them. */
+  private dropAll(): Owned[] {
+    const dropped = this.owned.clear();
+    for (const owned of dropped) this.gateway.discard(owned.token, 'fenced');
+    this.delivery.clearCheckpoints();
     this.metrics.ownedConnections.set(this.owned.size);
+    return dropped;
   }
 
-  private drop(requestIds: string[], reason: 'discarded' | 'fenced'): void {
+  private drop(requestIds: string[], reason: 'discarded' | 'fenced'): Owned[] {
+    const dropped: Owned[] = [];
     for (const rid of requestIds) {
       const owned = this.owned.remove(rid);
-      if (owned) this.gateway.discard(owned.token, reason);
+      if (owned) {
+        this.gateway.discard(owned.token, reason);
+        dropped.push(owned);
+      }
     }
     this.metrics.ownedConnections.set(this.owned.size);
+    return dropped;
+  }
+
+  /**
+   * Connections this pod stopped serving without the registry having removed them: each one the
+   * registry no longer holds (with that token) is closed at its gateway — whoever still has it in
+   * the registry serves it (a live pod takes it over), the others would stay open and unserved.
+   * When Redis cannot say, the stream is closed (the browser reconnects and resumes with `since`).
+   */
+  private async closeUnregistered(dropped: Owned[], reason: StateLoss): Promise<void> {
+    if (dropped.length === 0) return;
+    let current: Array<string | null> = dropped.map(() => null);
+    try {
+      const pipeline = this.opts.redis.pipeline();
+      for (const owned of dropped) pipeline.hget(this.connections.keys.connection(owned.requestId), 'token');
+      current = ((await pipeline.exec()) ?? []).map(([err, token]) => (err ? null : (token as string | null)));
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, count: dropped.length }, 'could not check dropped connections in the registry: closing them');
+    }
+    dropped.forEach((owned, i) => {
+      if (current[i] !== owned.token) this.closeStream(owned, reason);
+    });
+  }
+
+  /** Closes a stream at its gateway (unfenced: on behalf of the registry), not awaited. */
+  private closeStream(owned: Owned, reason: StateLoss): void {
+    this.metrics.closedForStateLoss.inc({ reason });
+    this.gateway.close(owned.token, { gatewayUrl: owned.gateway, fenced: false, service: 'close' }).then(
+      (outcome) => {
+        if (outcome.status !== 'ok' && outcome.status !== 'not_found') this.opts.logger.warn({ status: outcome.status, reason }, 'closing an unserved stream at the gateway failed');
+      },
+      (err: Error) => this.opts.logger.warn({ err: err.message, reason }, 'closing an unserved stream at the gateway failed'),
+    );
   }
 
   /** A 404 from the gateway: the stream is gone; clean up like a disconnect. */

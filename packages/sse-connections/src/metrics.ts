@@ -24,6 +24,21 @@ export interface ForwardingMetrics {
   /** Docs cut down to fit one event (a single line above the 100 kB body limit). */
   truncatedDocs: Counter;
   probes: Counter<'result'>;
+  // ---- recoverable streams (docs/streams-api.md) ----
+  /** Lines read from a device's window and sent: takeover | subscribe | gap. */
+  replayedLines: Counter<'reason'>;
+  /** From adopting a dead pod's connections to having replayed each from its checkpoint. */
+  takeoverReplay: Histogram;
+  /** Subscribes with `since`: recovered | not_recovered. */
+  resumes: Counter<'outcome'>;
+  /** Streams this pod closed at the gateway because their state was lost: registry_lost | lease_lost | no_longer_owned. */
+  closedForStateLoss: Counter<'reason'>;
+  /** Positions written with the lease renewal. */
+  checkpointWrites: Counter;
+  /** Lines not sent again because the connection's position was already past them. */
+  skippedLines: Counter;
+  /** Lines a connection should have had but the window no longer held (its offsets jump). */
+  unrecoverableLines: Counter;
 }
 
 export function forwardingMetrics(registry: Registry): ForwardingMetrics {
@@ -50,5 +65,22 @@ export function forwardingMetrics(registry: Registry): ForwardingMetrics {
     leaseLost: new Counter({ name: 'sse_ownership_lease_lost_total', help: 'Times this process lost its ownership lease and dropped what it owned', registers }),
     truncatedDocs: new Counter({ name: 'sse_device_log_docs_truncated_total', help: 'Log docs shortened to fit one /internal/send body', registers }),
     probes: new Counter({ name: 'sse_connection_probes_total', help: 'Probes of owned connections at the gateway: alive | gone | failed', labelNames: ['result'], registers }),
+    replayedLines: new Counter({ name: 'sse_stream_replayed_lines_total', help: "Lines replayed from a device's retained window, by why: takeover | subscribe | gap", labelNames: ['reason'], registers }),
+    takeoverReplay: new Histogram({
+      name: 'sse_stream_takeover_replay_seconds',
+      help: "From adopting a dead or drained pod's connections to having replayed each from its checkpoint",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    resumes: new Counter({ name: 'sse_stream_resumes_total', help: 'Subscribes with since, by outcome: recovered | not_recovered', labelNames: ['outcome'], registers }),
+    closedForStateLoss: new Counter({
+      name: 'sse_streams_closed_state_loss_total',
+      help: 'Streams closed at the gateway because their state was lost: registry_lost | lease_lost | no_longer_owned',
+      labelNames: ['reason'],
+      registers,
+    }),
+    checkpointWrites: new Counter({ name: 'sse_stream_checkpoint_writes_total', help: 'Delivery positions written with the lease renewal', registers }),
+    skippedLines: new Counter({ name: 'sse_stream_lines_skipped_total', help: "Lines not sent again: at or before the connection's position", registers }),
+    unrecoverableLines: new Counter({ name: 'sse_stream_lines_unrecoverable_total', help: 'Lines a connection missed because the window no longer held them', registers }),
   };
 }

@@ -1,4 +1,5 @@
 import type { OwnedConnection } from '@iotsupport/realtime-state';
+import type { StreamTrack } from './stream-track.js';
 
 export interface Owned {
   requestId: string;
@@ -9,6 +10,8 @@ export interface Owned {
   probedAt: number;
   /** performance.now() before which nothing is sent to it (the grace after a take-over). */
   sendableAt: number;
+  /** Per watched entity: where its delivery stands (created at the first batch or from a recorded position). */
+  tracks: Map<string, StreamTrack>;
 }
 
 /** Told when the first owned connection starts watching an entity and when the last one stops. */
@@ -68,7 +71,7 @@ export class OwnedConnections {
       owned = undefined;
     }
     if (!owned) {
-      owned = { requestId: conn.requestId, token: conn.token, gateway: conn.gateway, entities: new Set(), probedAt: now, sendableAt: 0 };
+      owned = { requestId: conn.requestId, token: conn.token, gateway: conn.gateway, entities: new Set(), probedAt: now, sendableAt: 0, tracks: new Map() };
       this.byRid.set(conn.requestId, owned);
       this.ridByToken.set(conn.token, conn.requestId);
     }
@@ -113,6 +116,7 @@ export class OwnedConnections {
 
   private unwatch(owned: Owned, eid: string): void {
     owned.entities.delete(eid);
+    owned.tracks.delete(eid);
     const set = this.watchers.get(eid);
     if (!set) return;
     set.delete(owned);

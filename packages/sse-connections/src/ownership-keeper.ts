@@ -20,6 +20,11 @@ export interface KeeperOptions {
   closeForeign(conn: OwnedConnection): Promise<void>;
   /** Connections newly owned (or re-read): their entity channels must be listened to before this resolves. */
   settle(owned: OwnedConnection[]): Promise<void>;
+  /**
+   * Called synchronously right after the connections are recorded as owned (before any batch can
+   * reach them): delivery starts from their recorded positions. Resolves once those replays ended.
+   */
+  resume(owned: OwnedConnection[]): Promise<void>;
   /** Connections this process no longer owns. */
   dropped(requestIds: string[]): void;
   takeoverIntervalMs?: number;
@@ -103,7 +108,12 @@ export class OwnershipKeeper {
       if (why !== 'reconcile') owned.probedAt = now - Math.random() * this.opts.probeIntervalMs;
     }
     this.opts.metrics.ownedConnections.set(this.opts.owned.size);
+    const replayed = this.opts.resume(conns);
     await this.opts.settle(conns);
+    if (why === 'takeover' || why === 'orphan') {
+      // Not awaited by the pass: the next dead pod's connections need not wait for these replays.
+      void replayed.then(() => this.opts.metrics.takeoverReplay.observe((performance.now() - now) / 1000));
+    }
   }
 
   private async takeOverDead(): Promise<void> {

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '@iotsupport/observability';
-import type { OwnershipStore } from '@iotsupport/realtime-state';
+import type { Checkpoint, OwnershipStore } from '@iotsupport/realtime-state';
 
 /**
  * Margin kept off the lease when judging it locally: Redis processes a renewal a little after we
@@ -19,6 +19,15 @@ export interface PodLeaseOptions {
   onAcquired(instance: string): void | Promise<void>;
   /** The lease ran out in Redis: stop sending at once and forget everything owned. */
   onLost(): void;
+  /**
+   * The registry's data was lost (its generation changed or vanished: Redis flushed, restarted
+   * empty, failed over to an empty replica): nothing in Redis knows this pod's streams any more.
+   */
+  onRegistryLost(): void;
+  /** The changed delivery positions, written with each renewal; `written()` once they are. */
+  checkpoints?(): { checkpoints: Checkpoint[]; written(): void };
+  /** How many positions a renewal wrote. */
+  onCheckpointsWritten?(count: number): void;
 }
 
 /**
@@ -26,10 +35,13 @@ export interface PodLeaseOptions {
  * third of the lease. `remainingMs()` is the fence: how long this process may still send, measured
  * on its own monotonic clock from *before* the renewal it last saw succeed. When Redis reports the
  * lease gone, the process drops everything it owned and registers as a new instance; live pods
- * (including this one) then take the old instance's connections over.
+ * (including this one) then take the old instance's connections over. The renewal also writes the
+ * changed delivery positions (one script call), and compares the registry's generation with the
+ * one this process registered under: another one (or none) means the registry's data was lost.
  */
 export class PodLease {
   private current: string | null = null;
+  private generation = '';
   private validUntil = 0;
   private timer: NodeJS.Timeout | undefined;
   private renewing = false;
@@ -76,15 +88,17 @@ export class PodLease {
 
   private async acquire(): Promise<void> {
     const sentAt = performance.now();
-    const { instance } = await this.opts.store.registerInstance(this.opts.podId, this.opts.gateway, this.opts.leaseMs);
+    const { instance, generation } = await this.opts.store.registerInstance(this.opts.podId, this.opts.gateway, this.opts.leaseMs);
     this.current = instance;
+    this.generation = generation;
     this.validUntil = sentAt + this.opts.leaseMs - LEASE_SAFETY_MS;
     this.opts.logger.info({ instance }, 'ownership lease acquired');
     await this.opts.onAcquired(instance);
   }
 
-  private async renew(): Promise<void> {
-    if (this.renewing || this.stopped) return;
+  /** One renewal now (the timer calls it every renewIntervalMs; tests call it after halt()). */
+  async renew(): Promise<void> {
+    if (this.renewing || (this.stopped && this.current === null)) return;
     this.renewing = true;
     const instance = this.current;
     try {
@@ -93,16 +107,25 @@ export class PodLease {
         return;
       }
       const sentAt = performance.now();
-      const renewed = await this.opts.store.renewLease(instance, this.opts.leaseMs);
-      if (this.stopped || this.current !== instance) return;
-      if (renewed) {
+      const batch = this.opts.checkpoints?.();
+      const renewal = await this.opts.store.renew(instance, this.opts.leaseMs, batch?.checkpoints ?? []);
+      if (this.current !== instance) return;
+      if (renewal.generation !== this.generation) {
+        this.opts.logger.error({ instance, was: this.generation, now: renewal.generation }, 'the registry was lost: closing every stream this pod served');
+        this.current = null;
+        this.validUntil = 0;
+        this.opts.onRegistryLost();
+        if (!this.stopped) await this.acquire();
+      } else if (renewal.renewed) {
         this.validUntil = sentAt + this.opts.leaseMs - LEASE_SAFETY_MS;
+        batch?.written();
+        if (renewal.written > 0) this.opts.onCheckpointsWritten?.(renewal.written);
       } else {
         this.opts.logger.warn({ instance }, 'ownership lease lost: dropping every owned connection');
         this.current = null;
         this.validUntil = 0;
         this.opts.onLost();
-        await this.acquire();
+        if (!this.stopped) await this.acquire();
       }
     } catch (err) {
       // Redis unreachable: keep trying; the fence closes by itself when the lease runs out locally.

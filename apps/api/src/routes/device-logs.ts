@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
-import { AppError, DeviceLogSubscribed, DeviceLogSubscriptionBody, DeviceLogUnsubscribed } from '@iotsupport/contracts';
+import { AppError, DeviceLogSubscribeBody, DeviceLogSubscribed, DeviceLogSubscriptionBody, DeviceLogUnsubscribed, parseCursor, type StreamPosition } from '@iotsupport/contracts';
 import type { ApiContext } from '../deps.js';
 import { findDeviceEntity } from '../device-entity.js';
 import { errorResponses } from './device-schemas.js';
@@ -9,7 +9,10 @@ import { errorResponses } from './device-schemas.js';
  * `POST /api/device-logs/subscribe` and `/unsubscribe` (public listener). Order of checks:
  * caller authentication (401) → body (400) → device (404) → the ConnectionService: the
  * connection's binding and the change itself in one atomic script (403 / 404
- * SUBSCRIPTION_NOT_FOUND), then the owner listens before the 200.
+ * SUBSCRIPTION_NOT_FOUND), then the owner listens before the 200. Subscribe's optional `since`
+ * (a stream cursor, 400 INVALID_CURSOR when it is not one) resumes the device's delivery after it
+ * (docs/streams-api.md); the answer says where the device stands (`cursor`) and, with `since`,
+ * whether every line after it follows (`recovered`).
  */
 const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps) => {
   const { connections, identity } = deps.sse;
@@ -34,16 +37,17 @@ const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps)
     {
       schema: {
         tags,
-        summary: "Stream a device's logs to an SSE connection (idempotent)",
-        body: DeviceLogSubscriptionBody,
+        summary: "Stream a device's logs to an SSE connection (idempotent), optionally resuming after a cursor",
+        body: DeviceLogSubscribeBody,
         response: { 200: DeviceLogSubscribed, ...errorResponses(400, 401, 403, 404) },
       },
     },
     async (request) => {
       const { request_id: requestId, device_id: deviceId } = request.body;
+      const since = sinceOf(request.body.since);
       const entityId = await entityOf(deviceId);
-      await connections.subscribe({ requestId, deviceId, entityId, callerSubject: callers.get(request) ?? null });
-      return { status: 'subscribed' as const, device_entity_id: entityId };
+      const answer = await connections.subscribe({ requestId, deviceId, entityId, callerSubject: callers.get(request) ?? null, ...(since ? { since } : {}) });
+      return { status: 'subscribed' as const, device_entity_id: entityId, ...answer };
     },
   );
 
@@ -67,5 +71,13 @@ const deviceLogRoutes: FastifyPluginAsyncTypebox<ApiContext> = async (app, deps)
     },
   );
 };
+
+/** The body's `since` as a position; INVALID_CURSOR when it is not a cursor. */
+function sinceOf(since: string | undefined): StreamPosition | undefined {
+  if (since === undefined) return undefined;
+  const position = parseCursor(since);
+  if (!position) throw new AppError('INVALID_CURSOR');
+  return position;
+}
 
 export default deviceLogRoutes;

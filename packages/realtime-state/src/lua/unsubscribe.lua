@@ -15,6 +15,7 @@ if not eid then return {'error', 'SUBSCRIPTION_NOT_FOUND'} end
 redis.call('HDEL', dkey, device)
 if not still_watches(rid, eid, device) then
   redis.call('SREM', watchers_key(eid), rid)
+  redis.call('HDEL', positions_key(rid), eid)
 end
 redis.call('HINCRBY', counts_key, 'subscriptions', -1)
 return {'ok', eid}

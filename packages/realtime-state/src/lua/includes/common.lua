@@ -13,6 +13,9 @@ local seen_key = KEYS[4]
 local function conn_key(rid) return base .. ':conn:' .. rid end
 local function devices_key(rid) return base .. ':conn:' .. rid .. ':devices' end
 local function watchers_key(eid) return base .. ':watchers:' .. eid end
+-- HASH entity_id -> stream cursor: where the connection's delivery of each entity stands (the
+-- start a subscribe asked for, then the owner's checkpoints). Only for entities it watches.
+local function positions_key(rid) return base .. ':pos:' .. rid end
 
 -- Redis server time in epoch ms: one clock for the whole fleet.
 local function now_ms()
@@ -35,7 +38,7 @@ local function drop_subscriptions(rid)
   for _, eid in ipairs(entities) do
     redis.call('SREM', watchers_key(eid), rid)
   end
-  redis.call('DEL', devices_key(rid))
+  redis.call('DEL', devices_key(rid), positions_key(rid))
   if #entities > 0 then
     redis.call('HINCRBY', counts_key, 'subscriptions', -#entities)
   end

@@ -8,6 +8,9 @@ local base = ARGV[1]
 
 local function conn_key(rid) return base .. ':conn:' .. rid end
 local function devices_key(rid) return base .. ':conn:' .. rid .. ':devices' end
+local function positions_key(rid) return base .. ':pos:' .. rid end
+local function watchers_key(eid) return base .. ':watchers:' .. eid end
+local generation_key = base .. ':generation'
 
 -- Redis server time in epoch ms: leases are judged by one clock for the whole fleet.
 local function now_ms()
@@ -22,9 +25,10 @@ local function lease_alive(instance, now)
   return deadline ~= false and tonumber(deadline) >= now
 end
 
--- Makes `me` the owner of rid; returns what the new owner needs: {rid, token, gateway, entities}.
+-- Makes `me` the owner of rid; returns what the new owner needs:
+-- {rid, token, gateway, {entity, ...}, {entity, cursor, ...}} (the last: where delivery stands).
 local function own(rid, token, gateway, me, pod)
   redis.call('ZADD', owner_key, me, rid)
   redis.call('HSET', conn_key(rid), 'owner', me, 'owner_pod', pod)
-  return {rid, token, gateway or '', redis.call('HVALS', devices_key(rid))}
+  return {rid, token, gateway or '', redis.call('HVALS', devices_key(rid)), redis.call('HGETALL', positions_key(rid))}
 end
