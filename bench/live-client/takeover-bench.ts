@@ -36,6 +36,7 @@ try {
   console.log(`  lost after dedupe          ${lost}`);
   console.log(`  shown twice after dedupe   ${shownTwice} (clients out of order: ${outOfOrder})`);
   console.log(`  raw repeats dropped        ${run.duplicates} (${((run.duplicates / deliveries) * 100).toFixed(2)} % of deliveries)`);
+  console.log(`  clients were told          ${JSON.stringify(run.notices)}`);
   console.log(`  take-over gap per client   median ${run.pauses[Math.floor(connections / 2)]} ms, max ${run.pauses[connections - 1]} ms`);
 } finally {
   for (const fn of teardown.reverse()) await fn();

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { Redis } from 'ioredis';
 import { CONN_FIELDS, registryKeys } from '@iotsupport/realtime-state';
-import { createNodeLiveClient, type LiveClient, type LiveLine } from '@iotsupport/live-client/node';
+import { createNodeLiveClient, type LiveClient, type LiveClientEvents, type LiveLine } from '@iotsupport/live-client/node';
 import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, eventually, freePort, purgeMqttSession, startElasticsearchStandin, uniqueId } from '@iotsupport/testkit';
 import { startProcessFleet, type ApiProcess, type ProcessFleet } from './process-fleet.js';
 
@@ -248,6 +248,8 @@ export interface TakeoverRun {
   duplicates: number;
   /** Per client, the longest pause between two `lines` events after the kill (ms), sorted. */
   pauses: number[];
+  /** What the clients were told, all together: lines skipped, events the server dropped, resumes not recovered. */
+  notices: { gaps: number; missingInGaps: number; droppedEvents: number; unrecovered: number; resets: number };
 }
 
 /**
@@ -263,10 +265,15 @@ export async function runTakeover(
   const shown: Array<Map<string, number[]>> = [];
   const longestPause: number[] = [];
   let killedAt = Number.POSITIVE_INFINITY;
+  const notices = { gaps: 0, missingInGaps: 0, droppedEvents: 0, unrecovered: 0, resets: 0 };
   for (let i = 0; i < connections; i++) {
     const client = stack.client();
     clients.push(client);
     shown.push(recordLines(client));
+    client.on('gap', ({ missing }) => ((notices.gaps += 1), (notices.missingInGaps += missing)));
+    client.on('dropped', ({ dropped }) => (notices.droppedEvents += dropped));
+    client.on('unrecovered', () => (notices.unrecovered += 1));
+    client.on('reset', () => (notices.resets += 1));
     let previous = 0;
     longestPause.push(0);
     client.on('lines', () => {
@@ -280,7 +287,10 @@ export async function runTakeover(
   const flow = publishFor(stack, devices, rate, seconds);
   const linesOf = (i: number) => shown[i]!.get(stack.entityId(i % devices)) ?? [];
   const totalShown = () => clients.reduce((sum, _, i) => sum + linesOf(i).length, 0);
-  await eventually(() => totalShown() >= rate * killAfterSeconds * (connections / devices), 30_000);
+  const beforeKill = rate * killAfterSeconds * (connections / devices);
+  await eventually(() => totalShown() >= beforeKill, 30_000).catch((err: unknown) => {
+    throw new Error(`${totalShown()} of ${beforeKill} line deliveries before the kill: ${String(err)}`);
+  });
   const owner = await stack.busiestOwner(clients.map((c) => c.requestId));
   killedAt = Date.now();
   owner.child.kill('SIGKILL');
@@ -295,5 +305,27 @@ export async function runTakeover(
     reports: clients.map((c, i) => ({ requestId: c.requestId, ...deliveryReport(linesOf(i), stack.published(i % devices)) })),
     duplicates: clients.reduce((sum, c) => sum + c.stats.duplicatesDropped, 0),
     pauses: [...longestPause].sort((a, b) => a - b),
+    notices,
   };
+}
+
+/** `count` clients watching devices 0..devices-1 round robin, with what each showed and told. */
+export async function watchRoundRobin(stack: LiveStack, devices: number, count: number) {
+  const clients: LiveClient[] = [];
+  const shown: Array<Map<string, number[]>> = [];
+  const told: Array<{ unrecovered: LiveClientEvents['unrecovered'][]; reset: LiveClientEvents['reset'][]; states: string[] }> = [];
+  for (let i = 0; i < count; i++) {
+    const client = stack.client();
+    clients.push(client);
+    shown.push(recordLines(client));
+    const record = { unrecovered: [] as LiveClientEvents['unrecovered'][], reset: [] as LiveClientEvents['reset'][], states: [] as string[] };
+    client.on('unrecovered', (e) => record.unrecovered.push(e));
+    client.on('reset', (e) => record.reset.push(e));
+    client.on('state', (e) => record.states.push(e.state));
+    told.push(record);
+  }
+  await Promise.all(clients.map((c, i) => c.watch(stack.deviceId(i % devices))));
+  const linesOf = (i: number) => shown[i]!.get(stack.entityId(i % devices)) ?? [];
+  const allShown = () => clients.every((_, i) => linesOf(i).length >= stack.published(i % devices).length);
+  return { clients, told, linesOf, allShown };
 }
