@@ -1,6 +1,8 @@
 import t from 'tap';
 import { eventually } from '@iotsupport/testkit';
+import { Redis } from 'ioredis';
 import { deviceLogName } from '@iotsupport/contracts';
+import { registryKeys } from '@iotsupport/realtime-state';
 import { PERFECT_DELIVERY, deliveryReport, publishFor, recordLines, startLiveStack, watchRoundRobin } from './live-stack.js';
 
 const DEVICES = 2; // the reconnecting clients watch devices 0 and 1; the resume test device 2
@@ -63,4 +65,25 @@ t.test('resume with since: inside the window the missing lines then live ones; t
   const elsewhere = await fourth.watch(device, { resumeFrom: { deviceEntityId: entity, cursor: otherEpoch } });
   t.equal(elsewhere.recovered, false, 'another epoch: not recovered');
   t.same(resets, [{ deviceId: device, deviceEntityId: entity, from: otherEpoch, to: elsewhere.cursor }], 'the client reports the reset');
+});
+
+t.test('a device unwatched while the stream is down is unsubscribed when the stream reopens', async (t) => {
+  const client = stack.client();
+  const shown = recordLines(client);
+  await Promise.all([client.watch(stack.deviceId(0)), client.watch(stack.deviceId(1))]);
+  await stack.killGateway();
+  await eventually(() => client.state === 'reconnecting', 10_000);
+  await client.unwatch(stack.deviceId(1)); // nothing can be sent now: the subscription would carry over
+  await stack.startGateway();
+  await eventually(() => client.state === 'connected', 20_000);
+  const devicesKey = registryKeys(stack.fleet.prefix).connectionDevices(client.requestId);
+  const registry = new Redis(stack.redisUrl);
+  t.teardown(() => registry.disconnect());
+  await eventually(async () => (await registry.hexists(devicesKey, String(stack.deviceId(1)))) === 0, 10_000);
+  t.same(Object.keys(await registry.hgetall(devicesKey)), [String(stack.deviceId(0))], 'only the watched device is subscribed');
+  const before = shown.get(stack.entityId(0))?.length ?? 0;
+  await stack.publish(1, 5);
+  await stack.publish(0, 5);
+  await eventually(() => (shown.get(stack.entityId(0))?.length ?? 0) >= before + 5, 20_000);
+  t.same(shown.get(stack.entityId(1)) ?? [], [], 'no line of the unwatched device');
 });

@@ -53,8 +53,7 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
   const fetchImpl = options.fetch ?? (globalThis.fetch as unknown as FetchLike | undefined);
   if (!EventSourceImpl || !fetchImpl) throw new TypeError('createLiveClient needs EventSource and fetch (pass them in options outside browsers)');
   const requestId = options.requestId ?? randomRequestId();
-  const apiUrl = options.apiUrl ?? '';
-  const headers = options.headers ?? {};
+  const api = { fetch: fetchImpl, apiUrl: options.apiUrl ?? '', headers: options.headers ?? {}, withCredentials: options.withCredentials ?? false };
   const delays = options.reconnectDelayMs ?? DEFAULT_RECONNECT;
   const resumeTimeoutMs = options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
 
@@ -69,6 +68,8 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
   let delay = delays.min;
   let reopenTimer: ReturnType<typeof setTimeout> | undefined;
   const timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Devices unwatched while no stream was open: unsubscribed on the next `ready` (else the subscription would carry over). */
+  const unsubscribeOnReady = new Set<number>();
 
   const setState = (next: ConnectionState): void => {
     if (state === next) return;
@@ -129,13 +130,14 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
       const stream = device.entityId === undefined ? undefined : streams.get(device.entityId);
       if (stream?.resumeCursor !== undefined) stream.beginResume();
     }
-    const es = new EventSourceImpl!(`${options.gatewayUrl}/events?request_id=${encodeURIComponent(requestId)}`, { withCredentials: true });
+    const es = new EventSourceImpl!(`${options.gatewayUrl}/events?request_id=${encodeURIComponent(requestId)}`, { withCredentials: api.withCredentials });
     source = es;
     es.addEventListener('ready', () => {
       if (es !== source) return;
       delay = delays.min;
       setState('connected');
       for (const deviceId of devices.keys()) void subscribe(deviceId, current);
+      for (const deviceId of unsubscribeOnReady) void unsubscribe(deviceId);
     });
     es.addEventListener('rejected', (event) => {
       if (es !== source) return;
@@ -170,7 +172,7 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
     const since = stream?.resumeCursor;
     if (since !== undefined) stream!.beginResume();
     try {
-      const answer = await postDeviceLogs(fetchImpl!, apiUrl, headers, 'subscribe', { requestId, deviceId, ...(since === undefined ? {} : { since }) });
+      const answer = await postDeviceLogs(api, 'subscribe', { requestId, deviceId, ...(since === undefined ? {} : { since }) });
       if (current !== generation || devices.get(deviceId) !== device) return; // a newer stream resubscribes
       device.entityId = answer.device_entity_id;
       const settled = streamOf(answer.device_entity_id);
@@ -190,6 +192,15 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
       device.settle?.reject(error);
       listeners.emit('error', { deviceId, error });
     }
+  }
+
+  async function unsubscribe(deviceId: number): Promise<void> {
+    unsubscribeOnReady.delete(deviceId);
+    if (devices.has(deviceId)) return; // watched again meanwhile
+    await postDeviceLogs(api, 'unsubscribe', { requestId, deviceId }).catch((err: unknown) => {
+      // Already gone (SUBSCRIPTION_NOT_FOUND) is fine; anything else is tried again on the next stream.
+      if (err instanceof SubscribeError && err.retryable) unsubscribeOnReady.add(deviceId);
+    });
   }
 
   function shutdown(): void {
@@ -222,6 +233,7 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
       const resumeFrom = watchOptions.resumeFrom;
       if (resumeFrom) streamOf(resumeFrom.deviceEntityId).seed(resumeFrom.cursor);
       devices.set(deviceId, { entityId: resumeFrom?.deviceEntityId, firstAnswer, settle });
+      unsubscribeOnReady.delete(deviceId);
       if (state === 'connected') void subscribe(deviceId, generation);
       return firstAnswer;
     },
@@ -233,7 +245,8 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
         stats.retiredDuplicates += streams.get(device.entityId)?.duplicates ?? 0;
         streams.delete(device.entityId);
       }
-      if (state === 'connected') await postDeviceLogs(fetchImpl, apiUrl, headers, 'unsubscribe', { requestId, deviceId });
+      if (state === 'connected') await unsubscribe(deviceId);
+      else unsubscribeOnReady.add(deviceId);
     },
     cursorOf: (entityId) => streams.get(entityId)?.resumeCursor,
     on: (name, listener) => listeners.on(name, listener),

@@ -27,10 +27,15 @@ export interface SubscribeRequest {
 }
 
 /** `POST /api/device-logs/<op>`; network failures are a SubscribeError with status 0. */
+export interface ApiTarget {
+  fetch: FetchLike;
+  apiUrl: string;
+  headers: Record<string, string>;
+  withCredentials: boolean;
+}
+
 export async function postDeviceLogs(
-  fetch: FetchLike,
-  apiUrl: string,
-  headers: Record<string, string>,
+  { fetch, apiUrl, headers, withCredentials }: ApiTarget,
   op: 'subscribe' | 'unsubscribe',
   request: SubscribeRequest,
 ): Promise<SubscribeAnswer> {
@@ -42,7 +47,7 @@ export async function postDeviceLogs(
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
-      credentials: 'include',
+      credentials: withCredentials ? 'include' : 'same-origin',
     });
   } catch (err) {
     throw new SubscribeError(0, undefined, `api unreachable: ${String(err)}`);

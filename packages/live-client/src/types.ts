@@ -11,7 +11,7 @@ export interface EventSourceLike {
 
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 
-export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body: string; credentials?: 'include' }) => Promise<{
+export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body: string; credentials: 'include' | 'same-origin' }) => Promise<{
   status: number;
   json(): Promise<unknown>;
 }>;
@@ -27,8 +27,14 @@ export interface LiveClientOptions {
   fetch?: FetchLike;
   /** Default: a random one. 1–128 characters of [A-Za-z0-9_-]. */
   requestId?: string;
-  /** Extra headers on subscribe calls (e.g. `authorization`); browsers also send cookies. */
+  /** Extra headers on subscribe calls (e.g. `authorization`). */
   headers?: Record<string, string>;
+  /**
+   * Send cookies to a gateway and api on another origin (EventSource `withCredentials`, fetch
+   * `credentials: 'include'`); both must then allow it with CORS. Default false: same-origin
+   * requests carry cookies anyway.
+   */
+  withCredentials?: boolean;
   /** Delay before reopening a failed stream: starts at `min`, doubles up to `max` (ms). */
   reconnectDelayMs?: { min: number; max: number };
   /**
