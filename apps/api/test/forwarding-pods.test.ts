@@ -1,5 +1,6 @@
 import t from 'tap';
 import { eventually, type SseClient } from '@iotsupport/testkit';
+import { logChannelName } from '@iotsupport/contracts';
 import { MAX_SEND_BODY_BYTES } from '@iotsupport/gateway-client';
 import { publishRotationNudge } from '@iotsupport/sse-connections';
 import { deviceLogs, metricValue, startFleet } from './forwarding-pods.js';
@@ -74,7 +75,7 @@ t.test('unsubscribe stops the entity at once; the pod stops listening after its 
   await fleet.publishBatch('sensor.b', 'b2', [{ seq: 2 }]);
   await eventually(() => deviceLogs(client).length === 3);
   t.same(deviceLogs(client).map((p) => `${p.device_entity_id}:${p.logs[0]!.seq}`), ['sensor.a:1', 'sensor.b:1', 'sensor.b:2']);
-  const numsub = (await fleet.publisher.pubsub('NUMSUB', `${fleet.prefix}:logs:sensor.a`, `${fleet.prefix}:logs:sensor.b`)) as [string, number, string, number];
+  const numsub = (await fleet.publisher.pubsub('NUMSUB', logChannelName(fleet.prefix, 'sensor.a'), logChannelName(fleet.prefix, 'sensor.b'))) as [string, number, string, number];
   t.same([numsub[1], numsub[3]], [0, 1], 'no pod listens to an entity nobody it owns watches');
 });
 

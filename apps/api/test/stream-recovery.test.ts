@@ -1,5 +1,6 @@
 import t from 'tap';
 import { parseCursor } from '@iotsupport/contracts';
+import { MAX_SEND_BODY_BYTES } from '@iotsupport/gateway-client';
 import { deviceStreamKeys } from '@iotsupport/log-stream';
 import { registryKeys } from '@iotsupport/realtime-state';
 import { eventually, type SseClient } from '@iotsupport/testkit';
@@ -28,6 +29,17 @@ async function watchers(fleet: Fleet, name: string, count: number): Promise<SseC
   return clients;
 }
 
+/** Two pods; a stream `requestId` watching ENTITY has received its lines 1..5 (seq 1..5). */
+async function fiveLinesDelivered(t: Parameters<typeof startFleet>[0], requestId: string) {
+  const fleet = await startFleet(t, { pods: 2 });
+  const append = streamAppender(fleet.publisher, fleet.prefix);
+  const client = await fleet.open(requestId);
+  await fleet.subscribe(requestId, 1, ENTITY);
+  for (let seq = 1; seq <= 5; seq++) await append(ENTITY, `${requestId}.${seq}`, [{ seq }]);
+  await eventually(() => keptSeqs(client).seqs.length === 5);
+  return { fleet, append, client };
+}
+
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
@@ -51,12 +63,7 @@ t.test('events carry the lines ids and the cursor of their last line; subscribe 
 });
 
 t.test('resume inside the window: recovered, exactly the missing lines in order, then live — also when the owner is another pod', async (t) => {
-  const fleet = await startFleet(t, { pods: 2 });
-  const append = streamAppender(fleet.publisher, fleet.prefix);
-  const first = await fleet.open('r-first');
-  await fleet.subscribe('r-first', 1, ENTITY);
-  for (let seq = 1; seq <= 5; seq++) await append(ENTITY, `a${seq}`, [{ seq }]);
-  await eventually(() => keptSeqs(first).seqs.length === 5);
+  const { fleet, append, client: first } = await fiveLinesDelivered(t, 'r-first');
   // The page reloads after line 3: the client resumes from line 3's cursor on a new stream.
   const since = receivedLines(first, ENTITY)[2]!.eventCursor;
   first.close();
@@ -74,6 +81,20 @@ t.test('resume inside the window: recovered, exactly the missing lines in order,
   t.same(got.seqs, range(4, 9), 'lines 4..8 from the window, then 9 live: no gap');
   t.equal(got.repeats, 0, 'and nothing twice');
   t.equal(await metricValue(other.metrics, 'sse_stream_resumes_total', { outcome: 'recovered' }), 1);
+});
+
+t.test('a resume of a device the stream already gets (through another pod) moves its delivery back: repeats carry their cursors', async (t) => {
+  const { fleet, append, client } = await fiveLinesDelivered(t, 'rw');
+  const since = receivedLines(client, ENTITY)[1]!.eventCursor; // line 2
+  const other = fleet.pods.find((p) => p !== ownerOf(fleet, 'rw'))!;
+  const answer = await other.connections.subscribe({ requestId: 'rw', deviceId: 1, entityId: ENTITY, callerSubject: null, since: parseCursor(since)! });
+  t.equal(answer.recovered, true);
+  await append(ENTITY, 'w6', [{ seq: 6 }]);
+  await eventually(() => receivedLines(client, ENTITY).some((l) => l.doc.seq === 6));
+  t.same(receivedLines(client, ENTITY).map((l) => l.doc.seq), [1, 2, 3, 4, 5, 3, 4, 5, 6], 'lines 3..5 again (the owner replayed after since), then live');
+  const kept = keptSeqs(client);
+  t.same(kept.seqs, range(1, 6), 'a client dropping repeats by cursor has every line once, in order');
+  t.equal(kept.repeats, 3, 'the repeats are exactly the replayed lines it had');
 });
 
 t.test('resume outside the window or from another epoch: not recovered, delivery starts at the current position', async (t) => {
@@ -102,7 +123,8 @@ t.test('resume outside the window or from another epoch: not recovered, delivery
 });
 
 t.test('checkpoints are written only with the lease renewal, for what the gateway accepted', async (t) => {
-  const fleet = await startFleet(t, { pods: 1 });
+  // A long lease: halted, the pod may still send for a while (its fence), and renews only when told.
+  const fleet = await startFleet(t, { pods: 1, env: { OWNERSHIP_LEASE_SECONDS: '60' } });
   const append = streamAppender(fleet.publisher, fleet.prefix);
   const pod = fleet.pods[0]!;
   const client = await fleet.open('ck');
@@ -142,7 +164,7 @@ t.test('take-over replays from the checkpoint: after dropping repeats by cursor 
   clearInterval(flow);
   await appending;
   const last = seq - 1;
-  await eventually(() => clients.every((c) => keptSeqs(c).seqs.at(-1) === last), 15_000);
+  await eventually(() => clients.every((c) => keptSeqs(c).seqs.at(-1) === last), 30_000);
 
   let repeats = 0;
   clients.forEach((c, i) => {
@@ -233,4 +255,22 @@ t.test('an oversized line is cut on a code point boundary through the api path, 
   }
   t.equal(await metricValue(fleet.pods[0]!.metrics, 'sse_device_log_docs_truncated_total'), 4);
   t.ok((await fleet.publisher.xlen(deviceStreamKeys(fleet.prefix, ENTITY).stream)) === 4, 'the window holds the whole lines');
+});
+
+t.test('a 500-line positioned batch is split under 100 kB per send; every event names its lines ids and its last cursor', async (t) => {
+  const fleet = await startFleet(t, { pods: 1 });
+  const append = streamAppender(fleet.publisher, fleet.prefix);
+  const client = await fleet.open('split');
+  await fleet.subscribe('split', 1, ENTITY);
+  const docs = Array.from({ length: 500 }, (_, seq) => ({ seq, message: `${'x'.repeat(990)}"quoted"` }));
+  const appended = await append(ENTITY, 'big', docs);
+  if (!appended.appended) throw new Error('appended');
+  await eventually(() => receivedLines(client, ENTITY).length === 500);
+  const lines = receivedLines(client, ENTITY);
+  t.same(lines.map((l) => l.doc.seq), range(0, 499), 'every line once, in order');
+  t.same(lines.map((l) => l.id), docs.map((_, i) => `big.${i}`), 'each line with its id');
+  t.same(lines.map((l) => l.position.offset), range(appended.first.offset, appended.lastOffset), 'offsets follow the lines');
+  const bodies = fleet.gateway.sends().filter((s) => (s.body as { event?: { name: string } }).event?.name === 'device-logs');
+  t.ok(bodies.length >= 6, `${bodies.length} events`);
+  for (const s of bodies) t.ok(Buffer.byteLength(JSON.stringify(s.body)) <= MAX_SEND_BODY_BYTES, 'body within 100 kB');
 });

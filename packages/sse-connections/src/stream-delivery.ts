@@ -85,7 +85,12 @@ export class StreamDelivery {
 
   /** A live batch for one watching connection. */
   live(conn: Owned, batch: LiveBatch): void {
-    const entityId = batch.message.device_entity_id;
+    const { message } = batch;
+    // An ingest without the window: sent at once, as before (during a take-over's grace the fence drops it).
+    if (message.epoch === undefined || message.stream_ms === undefined || message.first_offset === undefined) {
+      return this.send(conn, undefined, batch.events(), message.received_at_ms);
+    }
+    const entityId = message.device_entity_id;
     let track = conn.tracks.get(entityId);
     if (!track) {
       track = newTrack(entityId);
@@ -162,10 +167,11 @@ export class StreamDelivery {
 
   private applyLive(conn: Owned, track: StreamTrack, batch: LiveBatch): void | Promise<void> {
     if (!this.current(conn, track)) return;
+    const { epoch, stream_ms: ms, first_offset: first } = batch.message as Required<LogChannelMessage>;
+    // Lines wait out a take-over's grace (the fence would drop them): what the old owner also sent
+    // in the meantime repeats with its cursor.
     const wait = conn.sendableAt - performance.now();
     if (wait > 0) return sleep(wait).then(() => this.applyLive(conn, track, batch));
-    const { epoch, stream_ms: ms, first_offset: first } = batch.message;
-    if (epoch === undefined || ms === undefined || first === undefined) return this.send(conn, track, batch.events(), batch.message.received_at_ms); // an ingest without the window
     const last = first + batch.lines.length - 1;
     if (track.epoch !== epoch) setPosition(track, { epoch, ms, offset: first - 1 }); // first batch, or the history was reset
     if (last <= track.offset) {
@@ -229,15 +235,18 @@ export class StreamDelivery {
     }
   }
 
-  /** Queues the events to the connection; `receivedAt` (live batches): when ingest received them. */
-  private send(conn: Owned, track: StreamTrack, events: readonly PreparedDeviceLogEvent[], receivedAt?: number): void {
+  /**
+   * Queues the events to the connection; `receivedAt` (live batches): when ingest received them.
+   * What the gateway accepts moves the track's checkpoint (no track: lines without positions).
+   */
+  private send(conn: Owned, track: StreamTrack | undefined, events: readonly PreparedDeviceLogEvent[], receivedAt?: number): void {
     const { metrics } = this.opts;
     for (const { event, last } of events) {
       void this.opts.gateway.send(conn.token, event, { service: event.name, gatewayUrl: conn.gateway, fenced: true }).then((outcome) => {
         metrics.deviceLogEvents.inc({ status: outcome.status });
         if (outcome.status !== 'ok') return;
         if (receivedAt !== undefined) metrics.ingestToAck.observe(Math.max(0, Date.now() - receivedAt) / 1000);
-        if (!last) return;
+        if (!last || !track) return;
         if (!track.acked || track.acked.epoch !== last.epoch || track.acked.offset < last.offset) {
           track.acked = last;
           if (this.current(conn, track)) this.dirty.set(track, conn);
