@@ -137,7 +137,11 @@ export async function startLiveStack(t: Teardown, options: LiveStackOptions = {}
   });
 
   const publisher = await mqtt.connectAsync(LOCAL_MQTT_URL, { clientId: uniqueId('live-pub'), protocolVersion: 5 });
-  t.teardown(() => publisher.endAsync());
+  let ended = false; // a failed test's flow may still be publishing when the teardown runs
+  t.teardown(() => {
+    ended = true;
+    return publisher.endAsync().catch(() => undefined);
+  });
   const topic = `${fleet.topicPrefix}iotsupport/logsink`;
   const sequences = Array.from({ length: devices }, () => [] as number[]);
   let seq = 0;
@@ -184,6 +188,7 @@ export async function startLiveStack(t: Teardown, options: LiveStackOptions = {}
       return client;
     },
     async publish(device, lines) {
+      if (ended) return;
       const payload: string[] = [];
       for (let l = 0; l < lines; l++) {
         sequences[device]!.push(++seq);
@@ -285,6 +290,7 @@ export async function runTakeover(
   await Promise.all(clients.map((c, i) => c.watch(stack.deviceId(i % devices))));
 
   const flow = publishFor(stack, devices, rate, seconds);
+  flow.catch(() => undefined); // awaited below; a failure before that must not go unhandled
   const linesOf = (i: number) => shown[i]!.get(stack.entityId(i % devices)) ?? [];
   const totalShown = () => clients.reduce((sum, _, i) => sum + linesOf(i).length, 0);
   const beforeKill = rate * killAfterSeconds * (connections / devices);
