@@ -13,3 +13,6 @@ node bench/dist/forward/forward-bench.js
 echo
 echo "== bench/log-stream: Redis bytes per retained line of a device stream"
 node bench/dist/log-stream/stream-memory.js
+echo
+echo "== bench/live-client: kill -9 of the owning api pod, lines lost / repeated as the client module sees them"
+node bench/dist/live-client/takeover-bench.js

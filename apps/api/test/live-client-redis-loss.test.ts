@@ -1,0 +1,36 @@
+import t from 'tap';
+import { eventually } from '@iotsupport/testkit';
+import { parseCursor } from '@iotsupport/contracts';
+import { PERFECT_DELIVERY, deliveryReport, startLiveStack, watchRoundRobin } from './live-stack.js';
+
+const DEVICES = 2;
+
+t.test('Redis restarted empty with streams open: every stream closed within 10 s; clients resume into a new epoch and show new lines', async (t) => {
+  const stack = await startLiveStack(t, { pods: 2, devices: DEVICES, ownRedis: true });
+  const { clients, told, linesOf } = await watchRoundRobin(stack, DEVICES, 4);
+  for (let k = 0; k < 4; k++) await stack.publish(k % DEVICES, 5);
+  await eventually(() => clients.every((_, i) => linesOf(i).length === 10), 20_000);
+  const epochBefore = clients.map((c, i) => parseCursor(c.cursorOf(stack.entityId(i % DEVICES))!)!.epoch);
+
+  const restartedAt = Date.now();
+  const closedAfter: number[] = [];
+  clients.forEach((c) => c.on('state', ({ state }) => state === 'reconnecting' && closedAfter.push(Date.now() - restartedAt)));
+  await stack.restartRedisEmpty();
+  // The bound the issue sets: a stream left open and unserved would keep its client deaf for good.
+  await eventually(() => told.every((r) => r.states.includes('reconnecting')), 10_000);
+  t.comment(`streams ended ${Math.min(...closedAfter)}–${Math.max(...closedAfter)} ms after the Redis restart began`);
+  await eventually(() => told.every((r) => r.unrecovered.length > 0) && clients.every((c) => c.state === 'connected'), 20_000);
+
+  const before = clients.map((_, i) => linesOf(i).length);
+  const publishedBefore = [0, 1].map((d) => stack.published(d).length);
+  for (let k = 0; k < 4; k++) await stack.publish(k % DEVICES, 5);
+  await eventually(() => clients.every((_, i) => linesOf(i).length >= before[i]! + 10), 20_000).catch(() => undefined);
+  clients.forEach((c, i) => {
+    const device = i % DEVICES;
+    t.same(deliveryReport(linesOf(i).slice(before[i]!), stack.published(device).slice(publishedBefore[device]!)), PERFECT_DELIVERY, `${c.requestId}: the new lines, once, in order`);
+    const epochAfter = parseCursor(c.cursorOf(stack.entityId(device))!)!.epoch;
+    t.not(epochAfter, epochBefore[i], 'a new epoch');
+    t.equal(told[i]!.unrecovered[0]?.since.split(':')[0], epochBefore[i], 'told the resume from the old epoch was not recovered');
+    t.ok(told[i]!.reset.length > 0, 'told the history was reset');
+  });
+});
