@@ -19,6 +19,8 @@ export interface EventLine {
 /** One event's `data` and the position of its last line (undefined for lines without positions). */
 export interface DeviceLogEventData {
   data: string;
+  /** Positions of its first and last line (undefined for lines without positions). */
+  first: StreamPosition | undefined;
   last: StreamPosition | undefined;
 }
 
@@ -52,12 +54,13 @@ export function deviceLogEventData(entityId: string, lines: readonly EventLine[]
   let docs: string[] = [];
   let ids: string[] = [];
   let bytes = frame;
+  let first: EventLine | undefined;
   let last: EventLine | undefined;
   const flush = () => {
     if (docs.length === 0) return;
     const cursor = last?.position ? `,"cursor":${JSON.stringify(formatCursor(last.position))}` : '';
     const idsPart = withIds ? `${idsHead}${ids.join(',')}` : '';
-    out.push({ data: `${head}${docs.join(',')}${idsPart}]${cursor}}`, last: last?.position });
+    out.push({ data: `${head}${docs.join(',')}${idsPart}]${cursor}}`, first: first?.position, last: last?.position });
     docs = [];
     ids = [];
     bytes = frame;
@@ -76,6 +79,7 @@ export function deviceLogEventData(entityId: string, lines: readonly EventLine[]
     const commas = docs.length > 0 ? (withIds ? 2 : 1) : 0;
     if (docs.length > 0 && bytes + size + idSize + commas + cursorBytes(line) > BUDGET) flush();
     bytes += size + idSize + (docs.length > 0 ? (withIds ? 2 : 1) : 0);
+    if (docs.length === 0) first = line;
     docs.push(json);
     if (withIds) ids.push(id);
     last = line;

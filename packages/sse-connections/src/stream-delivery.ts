@@ -46,9 +46,19 @@ export class LiveBatch {
 
 export interface PreparedDeviceLogEvent {
   event: PreparedEvent;
+  /** Position of its first line: a send that did not go out rewinds the track to just before it. */
+  first: StreamPosition | undefined;
   /** Position of its last line: acknowledged by the gateway, it becomes the checkpoint. */
   last: StreamPosition | undefined;
 }
+
+/**
+ * Outcomes after which the lines may never have reached the browser while this pod still owns the
+ * connection: the fence refused the send (the lease looked about to end, yet may be renewed) or
+ * every retry failed. `dropped` (a slow connection's full queue) is told to the browser instead,
+ * and `not_found` / `discarded` mean the connection is gone or no longer ours.
+ */
+const RESEND_AFTER: ReadonlySet<string> = new Set(['fenced', 'failed']);
 
 export interface StreamDeliveryOptions {
   owned: OwnedConnections;
@@ -236,14 +246,26 @@ export class StreamDelivery {
   }
 
   /**
+   * The lines from `first` on did not go out (fenced, or failed for good) while this pod may still
+   * own the connection: the track moves back to just before them, so the next batch fills the gap
+   * from the window (repeats of lines that did go out carry their cursors). Without this, a pod that
+   * kept its lease would never send them again.
+   */
+  private rewind(conn: Owned, track: StreamTrack, first: StreamPosition): void {
+    if (!this.current(conn, track) || track.epoch !== first.epoch || track.offset < first.offset) return;
+    setPosition(track, { epoch: first.epoch, ms: first.ms, offset: first.offset - 1 });
+  }
+
+  /**
    * Queues the events to the connection; `receivedAt` (live batches): when ingest received them.
    * What the gateway accepts moves the track's checkpoint (no track: lines without positions).
    */
   private send(conn: Owned, track: StreamTrack | undefined, events: readonly PreparedDeviceLogEvent[], receivedAt?: number): void {
     const { metrics } = this.opts;
-    for (const { event, last } of events) {
+    for (const { event, first, last } of events) {
       void this.opts.gateway.send(conn.token, event, { service: event.name, gatewayUrl: conn.gateway, fenced: true }).then((outcome) => {
         metrics.deviceLogEvents.inc({ status: outcome.status });
+        if (RESEND_AFTER.has(outcome.status) && track && first) return this.rewind(conn, track, first);
         if (outcome.status !== 'ok') return;
         if (receivedAt !== undefined) metrics.ingestToAck.observe(Math.max(0, Date.now() - receivedAt) / 1000);
         if (!last || !track) return;
@@ -263,7 +285,7 @@ function setPosition(track: StreamTrack, position: StreamPosition): void {
 }
 
 function toPrepared(data: DeviceLogEventData): PreparedDeviceLogEvent {
-  return { event: prepareEvent({ name: DEVICE_LOGS_EVENT, data: data.data }), last: data.last };
+  return { event: prepareEvent({ name: DEVICE_LOGS_EVENT, data: data.data }), first: data.first, last: data.last };
 }
 
 function toEventLine(line: StreamLine): EventLine {
