@@ -48,7 +48,8 @@ const OIDC_ON = { OIDC_ENABLED: 'true', OIDC_ISSUER_URL: 'https://idp.example/re
 
 t.test('production requires the secrets', async (t) => {
   t.same(problemsOf(() => loadConfig('worker', { NODE_ENV: 'production' })).sort(), ['SECRET_KEY', 'SSE_CALLBACK_SECRET']);
-  const ok = loadConfig('api', { ...PRODUCTION_SECRETS, ...OIDC_ON });
+  t.same(problemsOf(() => loadConfig('api', { ...PRODUCTION_SECRETS, ...OIDC_ON })).sort(), ['IDP_ADMIN_CLIENT_ID', 'IDP_ADMIN_CLIENT_SECRET'], 'OIDC on: the identity provider credentials too');
+  const ok = loadConfig('api', { ...PRODUCTION_SECRETS, ...OIDC_ON, IDP_ADMIN_CLIENT_ID: 'iotsupport-admin', IDP_ADMIN_CLIENT_SECRET: 'admin-secret' });
   t.equal(ok.NODE_ENV, 'production');
 });
 
