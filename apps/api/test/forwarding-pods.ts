@@ -72,6 +72,8 @@ export interface FleetOptions {
   /** Delay the gateway's answer to sends whose token is in this set (a slow browser connection). */
   slowTokens?: Set<string>;
   slowDelayMs?: number;
+  /** The gateway answers 503 to every send whose token is in this set (add to fail, delete to heal). */
+  failingTokens?: Set<string>;
 }
 
 interface Teardown {
@@ -118,7 +120,10 @@ export async function startFleet(t: Teardown, options: FleetOptions = {}): Promi
   // Slow tokens: the stand-in holds their sends back (a slow browser connection behind the gateway).
   const slow = options.slowTokens;
   const sendDelayMs = (token: string) => (slow?.has(token) ? (options.slowDelayMs ?? 200) : 0);
-  for (let i = 0; i < (perPod ? podCount : 1); i++) gateways.push(await startGatewayStandin({ callbackUrl: `http://127.0.0.1:${balancerPort}/cb/${i}`, sendDelayMs }));
+  const failSend = (token: string) => options.failingTokens?.has(token) ?? false;
+  for (let i = 0; i < (perPod ? podCount : 1); i++) {
+    gateways.push(await startGatewayStandin({ callbackUrl: `http://127.0.0.1:${balancerPort}/cb/${i}`, sendDelayMs, failSend }));
+  }
   const gateway = gateways[0]!;
   const clients: SseClient[] = [];
 

@@ -4,7 +4,7 @@ import { MAX_SEND_BODY_BYTES } from '@iotsupport/gateway-client';
 import { deviceStreamKeys } from '@iotsupport/log-stream';
 import { registryKeys } from '@iotsupport/realtime-state';
 import { eventually, type SseClient } from '@iotsupport/testkit';
-import { metricValue, startFleet, type Fleet, type Pod } from './forwarding-pods.js';
+import { metricValue, startFleet, type Fleet, type FleetOptions, type Pod } from './forwarding-pods.js';
 import { dedupedByCursor, receivedLines, streamAppender } from './stream-appender.js';
 
 const ENTITY = 'sensor.stream';
@@ -30,14 +30,23 @@ async function watchers(fleet: Fleet, name: string, count: number): Promise<SseC
 }
 
 /** Two pods; a stream `requestId` watching ENTITY has received its lines 1..5 (seq 1..5). */
-async function fiveLinesDelivered(t: Parameters<typeof startFleet>[0], requestId: string) {
-  const fleet = await startFleet(t, { pods: 2 });
+async function fiveLinesDelivered(t: Parameters<typeof startFleet>[0], requestId: string, options: FleetOptions = {}) {
+  const fleet = await startFleet(t, { pods: 2, ...options });
   const append = streamAppender(fleet.publisher, fleet.prefix);
   const client = await fleet.open(requestId);
   await fleet.subscribe(requestId, 1, ENTITY);
   for (let seq = 1; seq <= 5; seq++) await append(ENTITY, `${requestId}.${seq}`, [{ seq }]);
   await eventually(() => keptSeqs(client).seqs.length === 5);
   return { fleet, append, client };
+}
+
+/** The `seq` of every device-logs line the gateway got for `token` in sends it answered `status`, in order. */
+function sentSeqs(fleet: Fleet, token: string, status: number): number[] {
+  return fleet.gateway.sends().flatMap((send) => {
+    const body = send.body as { token?: string; event?: { name?: string; data: string } };
+    if (send.status !== status || body.token !== token || body.event?.name !== 'device-logs') return [];
+    return (JSON.parse(body.event.data) as { logs: Array<{ seq: number }> }).logs.map((doc) => doc.seq);
+  });
 }
 
 function range(from: number, to: number): number[] {
@@ -95,6 +104,27 @@ t.test('a resume of a device the stream already gets (through another pod) moves
   const kept = keptSeqs(client);
   t.same(kept.seqs, range(1, 6), 'a client dropping repeats by cursor has every line once, in order');
   t.equal(kept.repeats, 3, 'the repeats are exactly the replayed lines it had');
+});
+
+t.test('lines whose sends failed on every retry are sent again with the next batch, from the window', async (t) => {
+  const failingTokens = new Set<string>();
+  const { fleet, append, client } = await fiveLinesDelivered(t, 'sf', { failingTokens });
+  const owner = ownerOf(fleet, 'sf')!;
+  const token = owner.forwarding.owned.get('sf')!.token;
+  failingTokens.add(token); // the gateway answers 503 to this stream's sends
+  for (let seq = 6; seq <= 8; seq++) await append(ENTITY, `f${seq}`, [{ seq }]);
+  // Line 8 (the last) reached the gateway and was refused; once idle, nothing is left to retry.
+  await eventually(() => sentSeqs(fleet, token, 503).includes(8));
+  await owner.forwarding.gateway.idle();
+  t.same([...new Set(sentSeqs(fleet, token, 503))], range(6, 8), 'every send of lines 6..8 was refused');
+  t.ok((await metricValue(owner.metrics, 'sse_device_log_events_sent_total', { status: 'failed' })) >= 1, 'counted as failed for good');
+  t.same(keptSeqs(client).seqs, range(1, 5), 'the client has none of them');
+
+  failingTokens.delete(token); // healed: the pod kept its lease, only the next batch can bring them
+  await append(ENTITY, 'f9', [{ seq: 9 }]);
+  await eventually(() => keptSeqs(client).seqs.includes(9));
+  t.same(keptSeqs(client).seqs, range(1, 9), 'after dropping repeats by cursor: every line once, in order');
+  t.same(sentSeqs(fleet, token, 200).filter((seq) => seq > 5), range(6, 9), 'the gateway accepted lines 6..8 again, then 9');
 });
 
 t.test('resume outside the window or from another epoch: not recovered, delivery starts at the current position', async (t) => {

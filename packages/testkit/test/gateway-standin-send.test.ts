@@ -174,3 +174,26 @@ t.test('records are capped at historyLimit (a long make dev stream does not grow
   t.equal(gw.sends().length, 3);
   t.equal(gw.sendCount, 5, 'the count is not capped');
 });
+
+t.test('failSend: sends of a failing token are answered 503 and not written, other tokens unaffected, until it heals', async (t) => {
+  const failing = new Set<string>();
+  const api = await startCallbackServer(t);
+  const gw = await startGateway(t, { callbackUrl: api.url, failSend: (token) => failing.has(token) });
+  const streams = [openSse(`${gw.url}/a`), openSse(`${gw.url}/b`)];
+  t.teardown(() => streams.forEach((s) => s.close()));
+  for (const s of streams) await s.waitFor((m) => m.event === 'ready');
+  const [a, b] = api.connects().map((c) => c.body.token) as [string, string];
+  failing.add(a);
+
+  const refused = await postSend(gw.url, { token: a, event: { name: 'n', data: '1' } });
+  t.equal(refused.status, 503);
+  t.match(refused.contentType, /^text\/html/);
+  t.equal((await postSend(gw.url, { token: b, event: { name: 'n', data: '2' } })).status, 200, 'another token is served');
+  t.equal((await postSend(gw.url, { token: a, event: 'x' })).status, 503, 'refused before any check of the body');
+  failing.delete(a);
+  t.equal((await postSend(gw.url, { token: a, event: { name: 'n', data: '3' } })).status, 200, 'healed');
+
+  t.same(gw.connection(a)?.events.map((e) => e.data), ['3'], 'nothing refused was written');
+  t.same(gw.connection(b)?.events.map((e) => e.data), ['2']);
+  t.same(gw.sends().map((s) => s.status), [503, 200, 503, 200], 'refusals are in the send history');
+});

@@ -27,6 +27,12 @@ export interface GatewayStandinOptions {
    * is handled and answered (a slow browser connection behind the gateway). Default: none.
    */
   sendDelayMs?: (token: string) => number;
+  /**
+   * Test control, not gateway behaviour: while this answers true for a send's token, the send is
+   * answered 503 (the framework's HTML page, as from an overloaded gateway) and nothing is written
+   * or buffered; checked after `sendDelayMs`, only for a body with a string token. Default: never.
+   */
+  failSend?: (token: string) => boolean;
   /** How many connection / callback / send records, and frames / events per connection, are kept (oldest dropped first). */
   historyLimit?: number;
 }
@@ -71,6 +77,7 @@ export async function startGatewayStandin(options: GatewayStandinOptions): Promi
       live: new Map(),
       crashed: false,
       sendDelayMs: options.sendDelayMs ?? (() => 0),
+      failSend: options.failSend ?? (() => false),
       historyLimit,
       remember: {
         connection: (r) => remember(history.connections, r),

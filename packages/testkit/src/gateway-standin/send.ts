@@ -54,7 +54,8 @@ export async function handleSend(state: GatewayState, req: IncomingMessage, res:
   const token = (value as { token?: unknown } | undefined)?.token;
   const delayMs = typeof token === 'string' ? state.sendDelayMs(token) : 0;
   if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-  const reply: Reply = body.kind === 'error' ? { status: body.status, html: true } : await decide(state, value);
+  const failing = typeof token === 'string' && state.failSend(token);
+  const reply: Reply = body.kind === 'error' ? { status: body.status, html: true } : failing ? { status: 503, html: true } : await decide(state, value);
   if (state.crashed) return;
   if ('html' in reply) {
     sendHtmlError(res, reply.status);

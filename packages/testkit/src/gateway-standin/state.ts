@@ -70,6 +70,8 @@ export interface GatewayState {
   crashed: boolean;
   /** Test control: how long `/internal/send` for a token waits before it is handled (a slow connection). */
   sendDelayMs: (token: string) => number;
+  /** Test control: a send for a token this answers true for is answered 503 without being handled. */
+  failSend: (token: string) => boolean;
   /** Cap of every recorded list, per connection too (a long `make dev` stream must not grow forever). */
   historyLimit: number;
   remember: {
