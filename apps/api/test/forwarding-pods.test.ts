@@ -2,7 +2,8 @@ import t from 'tap';
 import { eventually, type SseClient } from '@iotsupport/testkit';
 import { MAX_SEND_BODY_BYTES } from '@iotsupport/gateway-client';
 import { logChannelName, publishRotationNudge } from '@iotsupport/contracts';
-import { deviceLogs, metricValue, startFleet } from './forwarding-pods.js';
+import { deviceLogs, metricValue, startFleet, type Pod } from './forwarding-pods.js';
+import { dedupedByCursor, receivedLines, streamAppender } from './stream-appender.js';
 
 const ENTITIES = ['sensor.a', 'sensor.b', 'sensor.c', 'sensor.d', 'sensor.e'];
 const deviceIdOf = (eid: string) => ENTITIES.indexOf(eid) + 1;
@@ -16,6 +17,39 @@ function seqsByEntity(payloads: ReturnType<typeof deviceLogs>): Map<string, numb
     out.set(p.device_entity_id, list);
   }
   return out;
+}
+
+/**
+ * Holds the first reconcile re-read (store.take) whose answer `matches`, after Redis answered, until
+ * `release()`; `atNextTake` runs when the next re-read begins (the held one is over by then; a later
+ * one would heal a resurrection, so look right there).
+ */
+function holdOneReconcile(pod: Pod, matches: (answer: Awaited<ReturnType<Pod['forwarding']['store']['take']>>) => boolean, atNextTake: () => void) {
+  const store = pod.forwarding.store;
+  const take = store.take.bind(store);
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const state = { held: false, released: false, looked: false };
+  store.take = async (...args: Parameters<typeof take>) => {
+    if (state.released && !state.looked) {
+      state.looked = true;
+      atNextTake();
+    }
+    const answer = await take(...args);
+    if (!state.held && matches(answer)) {
+      state.held = true;
+      await gate;
+    }
+    return answer;
+  };
+  return {
+    held: () => state.held,
+    looked: () => state.looked,
+    release: () => {
+      state.released = true;
+      open();
+    },
+  };
 }
 
 t.test('every connection gets every batch of its entities exactly once, in order, and nothing else', async (t) => {
@@ -152,8 +186,9 @@ t.test('a slow connection: bounded queue, drops counted and marked, the others u
   t.equal(await metricValue(pod.metrics, 'sse_device_log_events_sent_total', { status: 'dropped' }), dropped);
 });
 
-t.test('a pod that stops renewing its lease: its connections resume on live pods, no duplicates, gap in metrics', async (t) => {
+t.test('a pod that stops renewing its lease: its connections resume on live pods from its checkpoints, nothing lost, repeats only with a seen cursor', async (t) => {
   const fleet = await startFleet(t, { pods: 3 });
+  const append = streamAppender(fleet.publisher, fleet.prefix); // through the window, as ingest does
   const clients: SseClient[] = [];
   for (let i = 0; i < 12; i++) {
     clients.push(await fleet.open(`k${i}`));
@@ -163,7 +198,7 @@ t.test('a pod that stops renewing its lease: its connections resume on live pods
   const victims = new Set([...victim.forwarding.owned.all()].map((o) => o.requestId));
   let seq = 0;
   let partitionedAt = -1;
-  const flow = setInterval(() => void fleet.publishBatch('sensor.flow', `f#${seq}`, [{ seq: seq++, at: Date.now() }]), 20);
+  const flow = setInterval(() => void append('sensor.flow', `f#${seq}`, [{ seq: seq++, at: Date.now() }]), 20);
   t.teardown(() => clearInterval(flow));
   await eventually(() => seq > 50);
   partitionedAt = seq;
@@ -171,19 +206,36 @@ t.test('a pod that stops renewing its lease: its connections resume on live pods
   await eventually(() => seq > partitionedAt + 400, 20_000);
   clearInterval(flow);
   const last = seq - 1;
-  await eventually(() => clients.every((c) => deviceLogs(c).some((p) => p.logs[0]!.seq === last)), 10_000);
+  await eventually(() => clients.every((c) => receivedLines(c, 'sensor.flow').some((l) => l.doc.seq === last)), 10_000);
 
-  const gaps: number[] = [];
+  const rawRepeats: string[] = [];
   clients.forEach((c, i) => {
-    const seqs = deviceLogs(c).map((p) => p.logs[0]!.seq as number);
-    t.same(seqs, [...new Set(seqs)].sort((a, b) => a - b), `k${i}: in order, no duplicates`);
-    if (!victims.has(`k${i}`)) t.equal(seqs.length, seqs.at(-1)! - seqs[0]! + 1, `k${i} (not the dead pod's): nothing missing`);
-    else {
-      const missing = seqs.at(-1)! - seqs[0]! + 1 - seqs.length;
-      gaps.push(missing * 20);
+    const rid = `k${i}`;
+    const lines = receivedLines(c, 'sensor.flow');
+    t.equal(lines.length, deviceLogs(c).reduce((n, p) => n + p.logs.length, 0), `${rid}: every event carries a cursor`);
+    const { kept, repeats } = dedupedByCursor(lines);
+    // After the client drops repeats by cursor: every line, once, in order, nothing missing.
+    t.same(kept.map((l) => l.doc.seq), [...Array(last + 1).keys()], `${rid}: after dropping repeats by cursor, every line once, in order`);
+    t.ok(kept.every((l, k) => k === 0 || l.position.offset === kept[k - 1]!.position.offset + 1), `${rid}: offsets without a gap`);
+    if (!victims.has(rid)) {
+      t.equal(repeats, 0, `${rid} (not the dead pod's): no repeat at all`);
+      return;
     }
+    if (repeats > 0) rawRepeats.push(`${rid}: ${repeats}`);
+    // A repeat is a line already received under the same cursor (position), id and document.
+    const seen = new Map<string, (typeof lines)[number]>();
+    let unseen = 0;
+    for (const line of lines) {
+      // epoch and offset name a line (an event's cursor gives only its last line's ms)
+      const key = `${line.position.epoch}:${line.position.offset}`;
+      const before = seen.get(key);
+      if (!before) seen.set(key, line);
+      else if (before.id !== line.id || before.doc.seq !== line.doc.seq) unseen += 1;
+    }
+    t.equal(seen.size, kept.length, `${rid}: every repeat carries a cursor it already had`);
+    t.equal(unseen, 0, `${rid}: a repeated cursor is the same line (id and document)`);
   });
-  t.comment(`connections of the dead pod: ${victims.size}; delivery gap ≈ ${Math.max(...gaps)} ms (batches every 20 ms)`);
+  t.comment(`connections of the dead pod: ${victims.size}; raw repeats before dropping by cursor: ${rawRepeats.join(', ') || 'none'}`);
   const live = fleet.pods.filter((p) => p !== victim);
   const taken = (await Promise.all(live.map((p) => metricValue(p.metrics, 'sse_ownership_takeovers_total')))).reduce((a, b) => a + b, 0);
   t.equal(taken, victims.size, 'every connection of the dead pod was taken over once');
@@ -322,36 +374,45 @@ t.test('a connection that leaves while its owner reconciles stays gone: the pod 
   t.equal(pod.forwarding.owned.size, 2);
 
   // Hold a reconcile's re-read after Redis answered (r1 still existed); the browser leaves meanwhile.
-  const store = pod.forwarding.store;
-  const take = store.take.bind(store);
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let held = false;
-  let released = false;
-  // What the pod believed when the next re-read began (the held reconcile was over by then; a
-  // later one would heal a resurrection, so look right there).
   let atNextReconcile: { ownsR1: boolean; watched: string[] } | undefined;
-  store.take = async (...args: Parameters<typeof take>) => {
-    if (released && !atNextReconcile) {
-      atNextReconcile = { ownsR1: pod.forwarding.owned.get('r1') !== undefined, watched: [...pod.forwarding.owned.watchedEntities()] };
-    }
-    const answer = await take(...args);
-    if (!held && answer.some((c) => c.requestId === 'r1')) {
-      held = true;
-      await gate;
-    }
-    return answer;
-  };
-  await eventually(() => held, 5000);
+  const hold = holdOneReconcile(pod, (answer) => answer.some((c) => c.requestId === 'r1'), () => {
+    atNextReconcile = { ownsR1: pod.forwarding.owned.get('r1') !== undefined, watched: [...pod.forwarding.owned.watchedEntities()] };
+  });
+  await eventually(() => hold.held(), 5000);
   leaving.close();
   await eventually(async () => (await pod.registry.getConnection('r1')) === null);
   await eventually(() => pod.forwarding.owned.get('r1') === undefined);
-  released = true;
-  release();
-  await eventually(() => atNextReconcile !== undefined, 5000);
+  hold.release();
+  await eventually(() => hold.looked(), 5000);
   t.equal(atNextReconcile!.ownsR1, false, 'the pod does not own the departed connection again');
   t.same(atNextReconcile!.watched, ['sensor.b'], 'nor listens to what it watched');
   await fleet.publishBatch('sensor.b', 'b#1', [{ seq: 1 }]);
   await eventually(() => deviceLogs(staying).length === 1);
   t.pass('the connection that stayed is served as before');
+});
+
+t.test('an unsubscribe while its owner reconciles sticks: the pod does not listen to the entity again', async (t) => {
+  const fleet = await startFleet(t, { pods: 1 });
+  const pod = fleet.pods[0]!;
+  const client = await fleet.open('s1');
+  await fleet.subscribe('s1', 1, 'sensor.a');
+  await fleet.subscribe('s1', 2, 'sensor.b');
+
+  // Hold a reconcile's re-read after Redis answered (s1 still watched sensor.a); the unsubscribe lands meanwhile.
+  let atNextReconcile: string[] | undefined;
+  const hold = holdOneReconcile(pod, (answer) => answer.some((c) => c.requestId === 's1' && c.entities.includes('sensor.a')), () => {
+    atNextReconcile = [...pod.forwarding.owned.watchedEntities()];
+  });
+  await eventually(() => hold.held(), 5000);
+  await fleet.unsubscribe('s1', 1);
+  t.same([...pod.forwarding.owned.watchedEntities()], ['sensor.b'], 'the unsubscribe took effect at once');
+  hold.release();
+  await eventually(() => hold.looked(), 5000);
+  t.same(atNextReconcile, ['sensor.b'], 'the reconcile read from before the unsubscribe did not bring sensor.a back');
+  await fleet.publishBatch('sensor.a', 'a#1', [{ seq: 1 }]);
+  await fleet.publishBatch('sensor.b', 'b#1', [{ seq: 1 }]);
+  await eventually(() => deviceLogs(client).length === 1);
+  t.same(deviceLogs(client).map((p) => p.device_entity_id), ['sensor.b'], 'the client gets only what it still watches');
+  const numsub = (await fleet.publisher.pubsub('NUMSUB', logChannelName(fleet.prefix, 'sensor.a'))) as [string, number];
+  t.equal(numsub[1], 0, 'no pod listens to the unsubscribed entity');
 });

@@ -12,6 +12,8 @@ export interface Owned {
   sendableAt: number;
   /** Per watched entity: where its delivery stands (created at the first batch or from a recorded position). */
   tracks: Map<string, StreamTrack>;
+  /** Counts the reads of its subscriptions applied (setEntities): a read older than the last applied one is stale. */
+  entitiesRead: number;
 }
 
 /** Told when the first owned connection starts watching an entity and when the last one stops. */
@@ -71,7 +73,7 @@ export class OwnedConnections {
       owned = undefined;
     }
     if (!owned) {
-      owned = { requestId: conn.requestId, token: conn.token, gateway: conn.gateway, entities: new Set(), probedAt: now, sendableAt: 0, tracks: new Map() };
+      owned = { requestId: conn.requestId, token: conn.token, gateway: conn.gateway, entities: new Set(), probedAt: now, sendableAt: 0, tracks: new Map(), entitiesRead: 0 };
       this.byRid.set(conn.requestId, owned);
       this.ridByToken.set(conn.token, conn.requestId);
     }
@@ -83,6 +85,7 @@ export class OwnedConnections {
   /** Replaces what the connection watches with `entities` (both indexes, counted). */
   setEntities(owned: Owned, entities: Iterable<string>): void {
     const next = new Set(entities);
+    owned.entitiesRead += 1;
     for (const eid of owned.entities) if (!next.has(eid)) this.unwatch(owned, eid);
     for (const eid of next) if (!owned.entities.has(eid)) this.watch(owned, eid);
   }

@@ -93,12 +93,21 @@ export class OwnershipKeeper {
    * instance renewed once more than Redis remembers (a failover losing the last write): its own
    * fence then still ends within one renewal interval.
    */
-  private async adopt(conns: OwnedConnection[], why: 'claim' | 'takeover' | 'orphan' | 'reconcile', graceMs = 0): Promise<void> {
+  private async adopt(
+    conns: OwnedConnection[],
+    why: 'claim' | 'takeover' | 'orphan' | 'reconcile',
+    graceMs = 0,
+    readsBefore?: ReadonlyMap<string, number>,
+  ): Promise<void> {
     const now = performance.now();
     if (why === 'reconcile') {
       // Reconcile only refreshes what is still owned here: a connection dropped while its
-      // take-connections call was in flight (a 404, a disconnect) must not come back to life.
-      conns = conns.filter((conn) => this.opts.owned.get(conn.requestId)?.token === conn.token);
+      // take-connections call was in flight (a 404, a disconnect) must not come back to life, and
+      // one whose subscriptions were re-read meanwhile (an unsubscribe's sync) keeps that fresher read.
+      conns = conns.filter((conn) => {
+        const owned = this.opts.owned.get(conn.requestId);
+        return owned?.token === conn.token && owned.entitiesRead === readsBefore?.get(conn.requestId);
+      });
     }
     for (const conn of conns) {
       const known = this.opts.owned.get(conn.requestId)?.token === conn.token;
@@ -158,9 +167,11 @@ export class OwnershipKeeper {
     const mine = [...this.opts.owned.all()].map((o) => ({ requestId: o.requestId, token: o.token }));
     const kept = new Set<string>();
     for (let i = 0; i < mine.length; i += PAGE) {
-      const page = await this.take(instance, mine.slice(i, i + PAGE));
+      const wanted = mine.slice(i, i + PAGE);
+      const readsBefore = new Map(wanted.map((m) => [m.requestId, this.opts.owned.get(m.requestId)?.entitiesRead ?? -1]));
+      const page = await this.take(instance, wanted);
       for (const conn of page) kept.add(conn.requestId);
-      await this.adopt(page, 'reconcile');
+      await this.adopt(page, 'reconcile', 0, readsBefore);
     }
     const lost = mine.filter((m) => !kept.has(m.requestId) && this.opts.owned.get(m.requestId)?.token === m.token).map((m) => m.requestId);
     if (lost.length > 0) {
