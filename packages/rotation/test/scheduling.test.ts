@@ -136,7 +136,9 @@ t.test('a scheduler job stands for the slot in its id', async (t) => {
 t.test('a watchdog applies a changed ROTATION_CRON on its first check only (deploy), then leaves settings alone', async (t) => {
   const { queue, repairs, onRepair } = await scheduledQueue(t);
   const deployed = { ...settings, cron: '45 4 * * *' };
-  const watchdog = new SchedulerWatchdog({ queue, settings: deployed, intervalMs: 50, logger: silentLogger, onRepair });
+  // start() checks at once; a long interval keeps a timer tick from racing the re-create below
+  // (it could catch the scheduler's next job mid-replacement and repair it: not what is tested).
+  const watchdog = new SchedulerWatchdog({ queue, settings: deployed, intervalMs: 60_000, logger: silentLogger, onRepair });
   watchdog.start();
   t.teardown(() => watchdog.stop());
   await eventually(() => repairs.length > 0, 5000);
