@@ -43,7 +43,7 @@ export async function closeWithin(ms: number, graceful: () => Promise<unknown>, 
   try {
     await withTimeout(graceful(), ms);
   } catch {
-    force();
+    await force();
   }
 }
 
@@ -52,13 +52,29 @@ export function closeRedis(redis: { quit(): Promise<unknown>; disconnect(): void
   return closeWithin(ms, () => redis.quit(), () => redis.disconnect());
 }
 
+/** The part of an MQTT.js client that closing it needs. */
+export interface ClosableMqttClient {
+  readonly connected: boolean;
+  endAsync(): Promise<void>;
+  stream: { destroy(): unknown };
+  once(event: 'close', listener: () => void): unknown;
+}
+
 /**
  * mqtt.js: a clean DISCONNECT, else the connection is cut by destroying its socket — not with
  * `end(true)`: MQTT.js 5 ignores `end()` while a clean end is already under way, so a broker that
- * stopped answering would keep the socket open.
+ * stopped answering would keep the socket open. A cut connection counts as closed only once the
+ * client has seen its socket close (the client's `close` event comes a tick or more after
+ * `destroy()`), so `connected` is false when this returns.
  */
-export function closeMqtt(client: { endAsync(): Promise<void>; stream: { destroy(): unknown } }, ms = CLIENT_CLOSE_MS): Promise<void> {
-  return closeWithin(ms, () => client.endAsync(), () => client.stream.destroy());
+export function closeMqtt(client: ClosableMqttClient, ms = CLIENT_CLOSE_MS): Promise<void> {
+  return closeWithin(ms, () => client.endAsync(), () => cutMqtt(client, ms));
+}
+
+async function cutMqtt(client: ClosableMqttClient, ms: number): Promise<void> {
+  const closed = client.connected ? new Promise<void>((resolve) => client.once('close', resolve)) : Promise.resolve();
+  client.stream.destroy();
+  await withTimeout(closed, ms).catch(() => undefined);
 }
 
 /** Readiness of an app that holds the usual three: Redis answers, PostgreSQL answers, the MQTT session is up. */
