@@ -125,6 +125,9 @@ t.test('lines whose sends failed on every retry are sent again with the next bat
   await eventually(() => keptSeqs(client).seqs.includes(9));
   t.same(keptSeqs(client).seqs, range(1, 9), 'after dropping repeats by cursor: every line once, in order');
   t.same(sentSeqs(fleet, token, 200).filter((seq) => seq > 5), range(6, 9), 'the gateway accepted lines 6..8 again, then 9');
+  const markers = client.envelopes().filter((e) => (e.payload as { dropped?: number }).dropped !== undefined);
+  t.same(markers, [], 'no event told the browser of a loss: nothing was lost');
+  t.equal(await metricValue(owner.metrics, 'sse_gateway_events_dropped_total'), 0, 'and no drop was counted');
 });
 
 t.test('resume outside the window or from another epoch: not recovered, delivery starts at the current position', async (t) => {

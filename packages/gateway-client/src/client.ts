@@ -140,8 +140,8 @@ export class GatewayClient {
 
   // ---- scheduling ------------------------------------------------------------------------------
 
-  private target(options: SendOptions): { gatewayUrl: string; fenced: boolean } {
-    return { gatewayUrl: options.gatewayUrl ?? this.opts.baseUrl, fenced: options.fenced ?? false };
+  private target(options: SendOptions): { gatewayUrl: string; fenced: boolean; resent: boolean } {
+    return { gatewayUrl: options.gatewayUrl ?? this.opts.baseUrl, fenced: options.fenced ?? false, resent: options.resent ?? false };
   }
 
   private push(conn: Connection, item: NewItem): Promise<SendOutcome> {
@@ -173,7 +173,9 @@ export class GatewayClient {
     if (fenceMs === null || fenceMs < this.minFenceMs) {
       // Not ours (any more): this item is never sent; the next one is judged on its own.
       this.queues.finishHead(conn, { status: 'fenced', attempts: 0 }, 'fenced');
-      if (item.event !== undefined) this.metrics.dropped.inc({ service: item.service, reason: 'fenced' });
+      if (item.event !== undefined && !item.resent) this.metrics.dropped.inc({ service: item.service, reason: 'fenced' });
+      // The gap this event was to report is still unreported: the next event carries it.
+      if (item.droppedBefore > 0) this.queues.carryDrop(conn, item.droppedBefore);
       this.settleConnection(conn);
       this.pump();
       return;
@@ -216,11 +218,11 @@ export class GatewayClient {
       const outcome: SendOutcome = { status, attempts: item.attempts };
       if (result.status !== undefined) outcome.httpStatus = result.status;
       this.queues.finishHead(conn, outcome, status);
-      // Only a lost event is a drop the browser must hear of; a failed probe or bare close lost nothing.
-      if (item.event !== undefined) {
-        this.metrics.dropped.inc({ service: item.service, reason: status === 'rejected' ? 'rejected' : 'retries_exhausted' });
-        this.queues.carryDrop(conn, 1 + item.droppedBefore);
-      }
+      // Only a lost event is a drop the browser must hear of; a failed probe or bare close lost
+      // nothing, and neither did a failed event its sender sends again (`resent`).
+      const lost = item.event !== undefined && !(item.resent && status === 'failed');
+      if (lost) this.metrics.dropped.inc({ service: item.service, reason: status === 'rejected' ? 'rejected' : 'retries_exhausted' });
+      if (lost || item.droppedBefore > 0) this.queues.carryDrop(conn, (lost ? 1 : 0) + item.droppedBefore);
     }
     this.settleConnection(conn);
     this.pump();

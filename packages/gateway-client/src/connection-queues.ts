@@ -5,6 +5,8 @@ import type { SendOutcome } from './types.js';
 
 export interface Item extends SendRequest {
   fenced: boolean;
+  /** SendOptions.resent: a failed or fenced outcome is no loss (the sender sends it again). */
+  resent: boolean;
   /** Event data characters, counted in the connection's waitingBytes until the first attempt. */
   bytes: number;
   waitingCounted: boolean;
@@ -143,7 +145,7 @@ export class ConnectionQueues {
       this.unwait(conn, item);
       this.queuedItems -= 1;
       this.metrics.queueDepth.dec();
-      if (item.event !== undefined) this.metrics.dropped.inc({ service: item.service, reason });
+      if (item.event !== undefined && !(item.resent && status === 'fenced')) this.metrics.dropped.inc({ service: item.service, reason });
       item.resolve({ status, attempts: item.attempts });
       n += 1;
     }

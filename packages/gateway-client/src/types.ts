@@ -29,6 +29,13 @@ export interface SendOptions {
    * events are fenced; a close or probe on behalf of the registry (replacement, expiry) is not.
    */
   fenced?: boolean;
+  /**
+   * The sender sends again what does not go out (stream delivery rewinds to it and fills the gap
+   * from the device's window): a `failed` or `fenced` outcome is then not a loss, so it is neither
+   * counted as dropped nor marked as `dropped` on the connection's next event. A gap this event
+   * itself was to report passes on to the next one.
+   */
+  resent?: boolean;
 }
 
 export interface GatewayClientOptions {

@@ -141,6 +141,31 @@ t.test('5xx is retried; exhausted retries drop the event with a metric and mark 
   t.same(await client.send('bad', event(0)), { status: 'rejected', httpStatus: 400, attempts: 1 }, '400 is not retried');
 });
 
+t.test('an event its sender sends again (resent) is no loss: no dropped marker, no dropped count; an earlier gap still reaches the browser', async (t) => {
+  const { gateway, client, registry } = await setup(t, { retries: 1, queueLimit: 1 });
+  gateway.connect('down');
+  gateway.script('down', [500, 500]);
+  const resent = { resent: true };
+  t.same(await client.send('down', event(0), resent), { status: 'failed', httpStatus: 500, attempts: 2 });
+  t.equal((await client.send('down', event(0), resent)).status, 'ok', 'sent again by its sender');
+  t.same(payloads(gateway, 'down'), [{ seq: 0 }], 'the browser is not told of a loss that did not happen');
+  t.equal(await metricValue(registry, 'sse_gateway_events_dropped_total'), 0);
+  t.equal(await metricValue(registry, 'sse_gateway_events_sent_total', { status: 'failed' }), 1, 'the failed attempt is still counted');
+
+  // A real loss (a full queue), then a resent event carrying its gap fails: the next event reports it.
+  gateway.hold('down');
+  void client.send('down', event(1), resent);
+  await eventually(() => gateway.open() === 1);
+  void client.send('down', event(2), resent); // waits: the queue (limit 1) is now full
+  t.equal((await client.send('down', event(3), resent)).status, 'dropped', 'queue full: a real loss');
+  gateway.release('down');
+  await client.idle();
+  gateway.script('down', [500, 500]);
+  t.equal((await client.send('down', event(4), resent)).status, 'failed', 'the event that was to report the gap fails');
+  t.equal((await client.send('down', event(5), resent)).status, 'ok');
+  t.same(payloads(gateway, 'down').map((p) => [p.seq, p.dropped]), [[0, undefined], [1, undefined], [2, undefined], [5, 1]], 'the queue-full gap, not the resent failure');
+});
+
 t.test('a gateway that never answers times out, is retried, then given up', async (t) => {
   const { gateway, client, registry } = await setup(t, { timeoutMs: 150, retries: 1 });
   gateway.connect('hang', 'fine');

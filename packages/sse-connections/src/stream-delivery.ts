@@ -263,7 +263,9 @@ export class StreamDelivery {
   private send(conn: Owned, track: StreamTrack | undefined, events: readonly PreparedDeviceLogEvent[], receivedAt?: number): void {
     const { metrics } = this.opts;
     for (const { event, first, last } of events) {
-      void this.opts.gateway.send(conn.token, event, { service: event.name, gatewayUrl: conn.gateway, fenced: true }).then((outcome) => {
+      // Positioned lines are sent again after a fenced or failed send (rewind): no `dropped` marker.
+      const resent = track !== undefined && first !== undefined;
+      void this.opts.gateway.send(conn.token, event, { service: event.name, gatewayUrl: conn.gateway, fenced: true, resent }).then((outcome) => {
         metrics.deviceLogEvents.inc({ status: outcome.status });
         if (RESEND_AFTER.has(outcome.status) && track && first) return this.rewind(conn, track, first);
         if (outcome.status !== 'ok') return;
