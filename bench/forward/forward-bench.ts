@@ -8,11 +8,13 @@
  * 1. latency: MQTT publish → ingest → Elasticsearch → Redis → api pod → gateway → bytes at the SSE
  *    client, at --rate lines/s (messages of --lines lines, entities round robin) for --seconds;
  *    every connection watches one of --entities entities. p50/p99 over every line received.
- * 2. gateway raw: the stand-in's own `/internal/send` rate (raw-sender.js, its own process, a
+ * 2. gateway raw: the gateway's own `/internal/send` rate (raw-sender.js, its own process, a
  *    keep-alive pool with as many requests in flight as the pods together may have).
  * 3. forwarded max: ingest-shaped batches published straight on the log channels (ingest is not the
  *    subject here), a window of batches in flight, events/s the pods get through to the clients.
  * Ratio = forwarded max / gateway raw.
+ * `--gateway-main PATH`: the real SSE Gateway (pvginkel/SSEGateway built outside the repository,
+ * its `dist/index.js`) instead of the stand-in, for all three phases.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +22,7 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { Redis } from 'ioredis';
 import { encodeLogChannelMessage, logChannelName } from '@iotsupport/contracts';
-import { LOCAL_REDIS_URL, freePort, metricSample, uniqueId } from '@iotsupport/testkit';
+import { LOCAL_REDIS_URL, freePort, metricSample, startRealGateway, uniqueId } from '@iotsupport/testkit';
 import type { ProcessFleet } from '../../apps/api/dist/test/process-fleet.js';
 import { startPrivateBroker } from '../ingest/private-broker.js';
 import { openStampedStream, type StampedStream } from './stamped-stream.js';
@@ -37,6 +39,8 @@ const { values: args } = parseArgs({
     'max-seconds': { type: 'string', default: '10' },
     window: { type: 'string', default: '64' },
     'cpu-prof-dir': { type: 'string' },
+    // The real SSE Gateway (pvginkel/SSEGateway, built outside the repository): its dist/index.js.
+    'gateway-main': { type: 'string' },
   },
 });
 const CONNECTIONS = Number(args.connections);
@@ -126,8 +130,14 @@ try {
     { pods: 0, devices: ENTITIES, logLevel: 'warn', env: { MQTT_URL: broker.url } },
   );
   const gwPort = await freePort();
-  const gateway = await spawnLogged(TESTKIT_CLI, ['gateway', '--port', String(gwPort), '--callback-url', fleet.callbackUrl], {}, /listening/);
-  teardown.push(() => stop(gateway.child));
+  const gatewayMain = args['gateway-main'];
+  if (gatewayMain) {
+    const real = await startRealGateway({ main: gatewayMain, port: gwPort, callbackUrl: fleet.callbackUrl });
+    teardown.push(() => real.stop());
+  } else {
+    const standin = await spawnLogged(TESTKIT_CLI, ['gateway', '--port', String(gwPort), '--callback-url', fleet.callbackUrl], {}, /listening/);
+    teardown.push(() => stop(standin.child));
+  }
   const gatewayUrl = `http://127.0.0.1:${gwPort}`;
   // --cpu-prof-dir DIR: each api pod writes a V8 CPU profile there when it stops (SIGTERM at the end).
   const profile = args['cpu-prof-dir'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof-dir']}`] : [];
@@ -173,7 +183,7 @@ try {
     if (answer.status !== 200) throw new Error(`subscribe failed: ${JSON.stringify(answer)}`);
   }
   teardown.push(() => clients.forEach((c) => c.close()));
-  console.log(`forwarding benchmark: ${CONNECTIONS} SSE connections on ${PODS} api pods (${watchersPerEntity} per entity, ${ENTITIES} entities), gateway + ES stand-ins and ingest as processes`);
+  console.log(`forwarding benchmark: ${CONNECTIONS} SSE connections on ${PODS} api pods (${watchersPerEntity} per entity, ${ENTITIES} entities), ${gatewayMain ? `the real SSE Gateway (${gatewayMain})` : 'the gateway stand-in'}, the ES stand-in and ingest as processes`);
 
   // --- 1. latency at RATE lines/s through MQTT and ingest ----------------------------------------
   const pub = await mqtt.connectAsync(broker.url, { clientId: uniqueId('bench-pub'), protocolVersion: 5 });
@@ -254,7 +264,7 @@ try {
   const f = (n: number) => Math.round(n).toLocaleString('en');
   console.log(`1. MQTT publish -> bytes at the SSE client, ${RATE} lines/s for ${SECONDS} s after ${WARMUP} s of warm-up (${f(expected)} line deliveries expected, ${f(sorted.length + tally.warmupLines)} received)`);
   console.log(`   latency ms: p50 ${percentile(sorted, 50).toFixed(1)}  p99 ${percentile(sorted, 99).toFixed(1)}  max ${(sorted.at(-1) ?? NaN).toFixed(1)}`);
-  console.log(`2. gateway stand-in raw /internal/send: ${f(rawRate)} events/s (${CONCURRENCY * PODS} in flight, ${raw.errors} errors)`);
+  console.log(`2. gateway raw /internal/send: ${f(rawRate)} events/s (${CONCURRENCY * PODS} in flight, ${raw.errors} errors)`);
   console.log(`3. forwarded through ${PODS} pods (Redis batch -> SSE client): ${f(forwardedRate)} events/s (window ${windowSize} batches x ${watchersPerEntity} connections)`);
   console.log(`   ratio forwarded / raw: ${(forwardedRate / rawRate).toFixed(2)}`);
   console.log(`   events dropped by the pods during the run: ${dropped}`);

@@ -15,6 +15,8 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '1000' },
     seconds: { type: 'string', default: '10' },
     'kill-after': { type: 'string', default: '3' },
+    // The real SSE Gateway (pvginkel/SSEGateway, built outside the repository): its dist/index.js.
+    'gateway-main': { type: 'string' },
   },
 });
 type StackModule = typeof import('../../apps/api/dist/test/live-stack.js');
@@ -25,13 +27,14 @@ const teardown: Array<() => unknown> = [];
 try {
   const connections = Number(args.connections);
   const devices = Number(args.devices);
-  const stack = await startLiveStack({ teardown: (fn) => teardown.push(fn) }, { pods: 3, devices });
+  const stack = await startLiveStack({ teardown: (fn) => teardown.push(fn) }, { pods: 3, devices, ...(args['gateway-main'] ? { gatewayMain: args['gateway-main'] } : {}) });
   const run = await runTakeover(stack, { connections, devices, rate: Number(args.rate), seconds: Number(args.seconds), killAfterSeconds: Number(args['kill-after']) });
   const lost = run.reports.reduce((sum, r) => sum + r.missing, 0);
   const shownTwice = run.reports.reduce((sum, r) => sum + r.repeated, 0);
   const outOfOrder = run.reports.filter((r) => !r.inOrder).length;
   const deliveries = (run.published * connections) / devices;
-  console.log(`take-over: ${connections} connections over ${devices} devices, ${args.rate} lines/s for ${args.seconds} s, killed ${run.killed} (kill -9)`);
+  const gatewayName = args['gateway-main'] ? `the real SSE Gateway (${args['gateway-main']})` : 'the gateway stand-in';
+  console.log(`take-over: ${connections} connections over ${devices} devices, ${args.rate} lines/s for ${args.seconds} s, killed ${run.killed} (kill -9), through ${gatewayName}`);
   console.log(`  line deliveries expected   ${deliveries}`);
   console.log(`  lost after dedupe          ${lost}`);
   console.log(`  shown twice after dedupe   ${shownTwice} (clients out of order: ${outOfOrder})`);

@@ -4,7 +4,7 @@ import mqtt from 'mqtt';
 import { Redis } from 'ioredis';
 import { CONN_FIELDS, registryKeys } from '@iotsupport/realtime-state';
 import { createNodeLiveClient, type LiveClient, type LiveClientEvents, type LiveLine } from '@iotsupport/live-client/node';
-import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, eventually, freePort, purgeMqttSession, startElasticsearchStandin, uniqueId } from '@iotsupport/testkit';
+import { LOCAL_MQTT_URL, LOCAL_REDIS_URL, eventually, freePort, purgeMqttSession, startElasticsearchStandin, startRealGateway, uniqueId } from '@iotsupport/testkit';
 import { startProcessFleet, type ApiProcess, type ProcessFleet } from './process-fleet.js';
 
 /**
@@ -55,6 +55,12 @@ export interface LiveStackOptions {
   ownRedis?: boolean;
   /** Extra environment of the api pods and ingest (e.g. LOG_STREAM_MAX_LINES). */
   env?: Record<string, string>;
+  /**
+   * The real SSE Gateway's entry point (pvginkel/SSEGateway built outside the repository,
+   * `dist/index.js`) instead of the testkit stand-in. Default: TEST_SSE_GATEWAY_MAIN, so the
+   * live-client tests can be run by hand against the real gateway (docs/testing.md); CI has no copy.
+   */
+  gatewayMain?: string;
 }
 
 export interface LiveStack {
@@ -103,7 +109,15 @@ export async function startLiveStack(t: Teardown, options: LiveStackOptions = {}
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
   let gateway: Managed | undefined;
   const startGateway = async () => {
-    gateway = await spawnUntil(process.execPath, [TESTKIT_CLI, 'gateway', '--port', String(gatewayPort), '--callback-url', fleet.callbackUrl], {}, /listening/);
+    const gatewayMain = options.gatewayMain ?? process.env.TEST_SSE_GATEWAY_MAIN;
+    if (gatewayMain) {
+      const real = await startRealGateway({ main: gatewayMain, port: gatewayPort, callbackUrl: fleet.callbackUrl });
+      const exited = new Promise<void>((resolve) => (real.child.exitCode !== null ? resolve() : real.child.once('exit', () => resolve())));
+      gateway = { child: real.child, exited, output: real.log };
+      t.teardown(() => real.stop());
+    } else {
+      gateway = await spawnUntil(process.execPath, [TESTKIT_CLI, 'gateway', '--port', String(gatewayPort), '--callback-url', fleet.callbackUrl], {}, /listening/);
+    }
   };
   await startGateway();
   t.teardown(() => kill(gateway));

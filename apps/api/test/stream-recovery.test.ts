@@ -71,6 +71,14 @@ t.test('events carry the lines ids and the cursor of their last line; subscribe 
   t.same(keptSeqs(client).seqs, [1, 2], 'the line before the subscribe is not sent');
 });
 
+t.test('a new stream hears stream-alive within seconds, promising the next sign of life in time for a take-over', async (t) => {
+  const fleet = await startFleet(t, { pods: 2 }); // probe every 60 s, lease 2 s
+  const client = await fleet.open('alive');
+  await eventually(() => client.envelopes().some((e) => e.type === 'stream-alive'), 10_000);
+  const alive = client.envelopes().filter((e) => e.type === 'stream-alive');
+  t.same(alive, [{ type: 'stream-alive', payload: { next_within_s: 2 * 60 + 2 + 5 } }], 'one, with 2 probe intervals + the lease + 5 s');
+});
+
 t.test('resume inside the window: recovered, exactly the missing lines in order, then live — also when the owner is another pod', async (t) => {
   const { fleet, append, client: first } = await fiveLinesDelivered(t, 'r-first');
   // The page reloads after line 3: the client resumes from line 3's cursor on a new stream.

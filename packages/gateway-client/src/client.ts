@@ -1,6 +1,6 @@
 import Denque from 'denque';
 import { checkBodySize, prepareEvent, type GatewayEvent } from './body.js';
-import { ConnectionQueues, type Connection, type NewItem } from './connection-queues.js';
+import { ConnectionQueues, isLoss, type Connection, type NewItem } from './connection-queues.js';
 import { gatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { GatewayTransport, retryDelayMs } from './transport.js';
 import type { GatewayClientOptions, SendOptions, SendOutcome } from './types.js';
@@ -67,11 +67,17 @@ export class GatewayClient {
     return this.push(conn, { kind: 'event', event: prepared, service, ...this.target(options), droppedBefore });
   }
 
-  /** An empty send: 200 if the gateway still holds the connection, 404 (→ `onGone`) if not. Not limited by the queue. */
-  probe(token: string, options: SendOptions = {}): Promise<SendOutcome> {
-    const conn = this.queues.open(token);
+  /**
+   * 200 if the gateway still holds the connection, 404 (→ `onGone`) if not. Not limited by the
+   * queue. Empty, or with a sign-of-life `event` for the browser (an unsent one is no drop).
+   */
+  probe(token: string, options: SendOptions & { event?: GatewayEvent } = {}): Promise<SendOutcome> {
+    const event = options.event ? prepareEvent(options.event) : undefined;
+    const tokenJson = this.queues.get(token)?.tokenJson ?? JSON.stringify(token);
+    if (event) checkBodySize(tokenJson, event);
+    const conn = this.queues.open(token, tokenJson);
     if (this.destroyed || conn.closing) return Promise.resolve({ status: 'discarded', attempts: 0 });
-    return this.push(conn, { kind: 'probe', event: undefined, service: options.service ?? 'probe', ...this.target(options), droppedBefore: 0 });
+    return this.push(conn, { kind: 'probe', event, service: options.service ?? 'probe', ...this.target(options), droppedBefore: 0 });
   }
 
   /**
@@ -173,7 +179,7 @@ export class GatewayClient {
     if (fenceMs === null || fenceMs < this.minFenceMs) {
       // Not ours (any more): this item is never sent; the next one is judged on its own.
       this.queues.finishHead(conn, { status: 'fenced', attempts: 0 }, 'fenced');
-      if (item.event !== undefined && !item.resent) this.metrics.dropped.inc({ service: item.service, reason: 'fenced' });
+      if (isLoss(item, 'fenced')) this.metrics.dropped.inc({ service: item.service, reason: 'fenced' });
       // The gap this event was to report is still unreported: the next event carries it.
       if (item.droppedBefore > 0) this.queues.carryDrop(conn, item.droppedBefore);
       this.settleConnection(conn);
@@ -218,9 +224,8 @@ export class GatewayClient {
       const outcome: SendOutcome = { status, attempts: item.attempts };
       if (result.status !== undefined) outcome.httpStatus = result.status;
       this.queues.finishHead(conn, outcome, status);
-      // Only a lost event is a drop the browser must hear of; a failed probe or bare close lost
-      // nothing, and neither did a failed event its sender sends again (`resent`).
-      const lost = item.event !== undefined && !(item.resent && status === 'failed');
+      // Only a lost event is a drop the browser must hear of (isLoss): not a probe, not a bare close.
+      const lost = isLoss(item, status);
       if (lost) this.metrics.dropped.inc({ service: item.service, reason: status === 'rejected' ? 'rejected' : 'retries_exhausted' });
       if (lost || item.droppedBefore > 0) this.queues.carryDrop(conn, (lost ? 1 : 0) + item.droppedBefore);
     }

@@ -16,6 +16,16 @@ export interface Item extends SendRequest {
 
 export type NewItem = Omit<Item, 'attempts' | 'resolve' | 'bytes' | 'waitingCounted'>;
 
+/**
+ * Whether an item that ended `status` unsent lost something the browser must hear of (a drop:
+ * counted, and marked on the next event). A probe's sign-of-life event is not a loss (the next
+ * probe follows), nor is an event its sender sends again (`resent`) after a failed or fenced send.
+ */
+export function isLoss(item: Pick<Item, 'kind' | 'event' | 'resent'>, status: string): boolean {
+  if (item.event === undefined || item.kind === 'probe') return false;
+  return !(item.resent && (status === 'failed' || status === 'fenced'));
+}
+
 export interface Connection {
   token: string;
   /** The token as JSON text, as every body of the connection starts with it. */
@@ -145,7 +155,7 @@ export class ConnectionQueues {
       this.unwait(conn, item);
       this.queuedItems -= 1;
       this.metrics.queueDepth.dec();
-      if (item.event !== undefined && !(item.resent && status === 'fenced')) this.metrics.dropped.inc({ service: item.service, reason });
+      if (isLoss(item, status)) this.metrics.dropped.inc({ service: item.service, reason });
       item.resolve({ status, attempts: item.attempts });
       n += 1;
     }

@@ -166,6 +166,21 @@ t.test('an event its sender sends again (resent) is no loss: no dropped marker, 
   t.same(payloads(gateway, 'down').map((p) => [p.seq, p.dropped]), [[0, undefined], [1, undefined], [2, undefined], [5, 1]], 'the queue-full gap, not the resent failure');
 });
 
+t.test('a probe may carry a sign-of-life event: the browser gets it, and an unsent one is no drop', async (t) => {
+  const { gateway, client, registry } = await setup(t, { retries: 0 });
+  gateway.connect('live');
+  const alive = { name: 'stream-alive', data: '{"next_within_s":131}' };
+  t.same(await client.probe('live', { event: alive }), { status: 'ok', httpStatus: 200, attempts: 1 });
+  t.same(gateway.forToken('live').map((r) => r.event), [alive], 'the event went out with the probe');
+
+  gateway.script('live', [500]);
+  t.equal((await client.probe('live', { event: alive })).status, 'failed');
+  t.equal((await client.send('live', event(1))).status, 'ok');
+  t.same(payloads(gateway, 'live').at(-1), { seq: 1 }, 'no dropped marker for a lost sign of life');
+  t.equal(await metricValue(registry, 'sse_gateway_events_dropped_total'), 0);
+  t.same(await client.probe('gone', { event: alive }), { status: 'not_found', httpStatus: 404, attempts: 1 }, 'a probe with an event still finds a gone stream');
+});
+
 t.test('a gateway that never answers times out, is retried, then given up', async (t) => {
   const { gateway, client, registry } = await setup(t, { timeoutMs: 150, retries: 1 });
   gateway.connect('hang', 'fine');

@@ -1,3 +1,4 @@
+import { STREAM_ALIVE_EVENT } from '@iotsupport/contracts/stream-alive';
 import { DeviceStream, type DeviceStreamNotice } from './device-stream.js';
 import { Listeners } from './listeners.js';
 import { SubscribeError, postDeviceLogs } from './subscribe-api.js';
@@ -14,6 +15,8 @@ export interface LiveClientStats {
   duplicatesDropped: number;
   /** Streams opened again after the first. */
   reconnects: number;
+  /** Of those, reopened because the stream went silent for longer than the server promised (`silent`). */
+  silentReopens: number;
 }
 
 export interface LiveClient {
@@ -60,7 +63,10 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
   const listeners = new Listeners<LiveClientEvents>();
   const devices = new Map<number, WatchedDevice>();
   const streams = new Map<string, DeviceStream>();
-  const stats = { retiredDuplicates: 0, reconnects: 0 };
+  const stats = { retiredDuplicates: 0, reconnects: 0, silentReopens: 0 };
+  /** The server's `stream-alive` promise (ms): hearing nothing for longer, the stream is reopened. */
+  let aliveWithinMs: number | undefined;
+  let silenceTimer: ReturnType<typeof setTimeout> | undefined;
   let state: ConnectionState = 'connecting';
   let source: EventSourceLike | undefined;
   /** One per opened stream: answers and retries of an older stream's subscribes are ignored. */
@@ -105,6 +111,24 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
     else listeners.emit('unrecovered', { deviceId, deviceEntityId, since: notice.since, cursor: notice.cursor });
   }
 
+  /**
+   * Something arrived on the current stream: the silence watchdog starts again. Armed once the
+   * server said how long it may be silent (`stream-alive`); a stream nobody serves any more (its
+   * owner died and Redis lost the registry before a take-over) is reopened, and the resume by
+   * cursor then tells what was missed.
+   */
+  function heard(es: EventSourceLike): void {
+    clearTimeout(silenceTimer);
+    if (aliveWithinMs === undefined) return;
+    const silentFor = aliveWithinMs;
+    silenceTimer = setTimeout(() => {
+      if (es !== source) return;
+      stats.silentReopens += 1;
+      listeners.emit('silent', { silentForMs: silentFor });
+      reopen(es);
+    }, silentFor);
+  }
+
   function onEnvelope(data: string): void {
     let envelope: { type?: unknown; payload?: unknown };
     try {
@@ -115,6 +139,11 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
     if (typeof envelope.type !== 'string' || typeof envelope.payload !== 'object' || envelope.payload === null) return;
     const payload = envelope.payload as { dropped?: unknown; device_entity_id?: unknown; logs?: unknown; ids?: unknown; cursor?: unknown };
     if (typeof payload.dropped === 'number' && payload.dropped > 0) listeners.emit('dropped', { type: envelope.type, dropped: payload.dropped });
+    if (envelope.type === STREAM_ALIVE_EVENT) {
+      const within = (payload as { next_within_s?: unknown }).next_within_s;
+      if (typeof within === 'number' && within > 0) aliveWithinMs = within * 1000;
+      return;
+    }
     if (envelope.type !== 'device-logs') return listeners.emit('event', { type: envelope.type, payload });
     if (typeof payload.device_entity_id !== 'string' || !Array.isArray(payload.logs)) return;
     const ids = Array.isArray(payload.ids) ? (payload.ids as string[]) : undefined;
@@ -134,6 +163,7 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
     source = es;
     es.addEventListener('ready', () => {
       if (es !== source) return;
+      heard(es);
       delay = delays.min;
       setState('connected');
       for (const deviceId of devices.keys()) void subscribe(deviceId, current);
@@ -151,18 +181,24 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
       listeners.emit('rejected', reason);
     });
     es.onmessage = (event) => {
-      if (es === source) onEnvelope(event.data);
+      if (es !== source) return;
+      onEnvelope(event.data);
+      heard(es);
     };
     es.onerror = () => {
-      if (es !== source) return;
-      // Our own reconnect (not EventSource's): also after a non-200 answer, where browsers give up.
-      es.close();
-      source = undefined;
-      setState('reconnecting');
-      const wait = delay;
-      delay = Math.min(delays.max, delay * 2);
-      reopenTimer = setTimeout(open, wait * (0.75 + Math.random() * 0.5));
+      if (es === source) reopen(es);
     };
+  }
+
+  /** Our own reconnect (not EventSource's): also after a non-200 answer, where browsers give up. */
+  function reopen(es: EventSourceLike): void {
+    es.close();
+    source = undefined;
+    clearTimeout(silenceTimer);
+    setState('reconnecting');
+    const wait = delay;
+    delay = Math.min(delays.max, delay * 2);
+    reopenTimer = setTimeout(open, wait * (0.75 + Math.random() * 0.5));
   }
 
   async function subscribe(deviceId: number, current: number): Promise<void> {
@@ -208,6 +244,7 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
     source?.close();
     source = undefined;
     clearTimeout(reopenTimer);
+    clearTimeout(silenceTimer);
     for (const timer of timers) clearTimeout(timer);
     timers.clear();
   }
@@ -222,7 +259,7 @@ export function createLiveClient(options: LiveClientOptions): LiveClient {
     get stats() {
       let duplicatesDropped = stats.retiredDuplicates;
       for (const stream of streams.values()) duplicatesDropped += stream.duplicates;
-      return { duplicatesDropped, reconnects: stats.reconnects };
+      return { duplicatesDropped, reconnects: stats.reconnects, silentReopens: stats.silentReopens };
     },
     watch(deviceId, watchOptions = {}) {
       const existing = devices.get(deviceId);

@@ -67,7 +67,12 @@ export interface LiveClientEvents {
   gap: { deviceId: number | undefined; deviceEntityId: string; after: string; missing: number };
   /** The server's `dropped` marker: that many events for this connection were lost before this one. */
   dropped: { type: string; dropped: number };
-  /** Any other event the gateway delivered (e.g. `rotation-updated`). */
+  /**
+   * The stream stayed silent longer than the server's `stream-alive` promise: nobody serves it any
+   * more. The client reopens it (and resumes every device by cursor) right after this.
+   */
+  silent: { silentForMs: number };
+  /** Any other event the gateway delivered (e.g. `rotation-updated`); `stream-alive` is kept inside. */
   event: { type: string; payload: unknown };
   /** The gateway refused the stream (our connect callback answered 401/403/400): no more reconnects. */
   rejected: { status: number; message: string };

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '../src');
-const ALLOWED_PACKAGES = new Set(['@iotsupport/contracts/stream-cursor']);
+const ALLOWED_PACKAGES = new Set(['@iotsupport/contracts/stream-cursor', '@iotsupport/contracts/stream-alive']);
 
 /** Every module the browser entry loads, following relative imports from index.js. */
 function importGraph(file: string, seen = new Map<string, string[]>()): Map<string, string[]> {
@@ -16,7 +16,7 @@ function importGraph(file: string, seen = new Map<string, string[]>()): Map<stri
   return seen;
 }
 
-t.test('the browser entry loads no Node-only module and no package but the cursor helpers', async (t) => {
+t.test('the browser entry loads no Node-only module and no package but the cursor and stream-alive helpers', async (t) => {
   const graph = importGraph(join(SRC, 'index.js'));
   t.ok(graph.size >= 4, `follows the entry's modules (${graph.size})`);
   for (const [file, packages] of graph) {
@@ -25,7 +25,9 @@ t.test('the browser entry loads no Node-only module and no package but the curso
   t.notOk(graph.has(join(SRC, 'node.js')), 'the Node entry is not part of it');
 });
 
-t.test('the cursor helpers it loads are browser-safe too', async (t) => {
-  const file = fileURLToPath(import.meta.resolve('@iotsupport/contracts/stream-cursor'));
-  t.same(importGraph(file).get(file), [], 'stream-cursor imports nothing');
+t.test('the contract helpers it loads are browser-safe too', async (t) => {
+  for (const name of ALLOWED_PACKAGES) {
+    const file = fileURLToPath(import.meta.resolve(name));
+    t.same(importGraph(file).get(file), [], `${name} imports nothing`);
+  }
 });

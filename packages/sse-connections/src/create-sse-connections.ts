@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { createAccessTokenVerifier, type AccessTokenVerifier } from '@iotsupport/auth';
 import type { Config } from '@iotsupport/config';
+import { streamAliveWithinSeconds } from '@iotsupport/contracts';
 import type { Logger } from '@iotsupport/observability';
 import { ConnectionRegistry, registryMetrics, type RegistryMetrics } from '@iotsupport/realtime-state';
 import { CallerIdentity } from './connection-identity.js';
@@ -69,7 +70,7 @@ export function createSseConnections(options: SseConnectionsOptions): SseConnect
   const metrics = registryMetrics(options.metrics, registry);
   const probeIntervalMs = config.CONNECTION_PROBE_INTERVAL_SECONDS * 1000;
   const upkeep = new ConnectionUpkeep(
-    new Prober(forwarding.owned, forwarding.gateway, registry, forwarding.metrics, logger, probeIntervalMs),
+    new Prober(forwarding.owned, forwarding.gateway, registry, forwarding.metrics, logger, probeIntervalMs, streamAliveWithinSeconds(config.CONNECTION_PROBE_INTERVAL_SECONDS, config.OWNERSHIP_LEASE_SECONDS)),
     new RegistrySweeper({
       registry,
       removals: connections,

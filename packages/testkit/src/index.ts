@@ -9,3 +9,4 @@ export * from './http-body.js';
 export * from './mqtt.js';
 export * from './leftovers.js';
 export * from './keycloak-standin.js';
+export * from './real-gateway.js';
