@@ -113,10 +113,8 @@ export class OwnershipKeeper {
       const known = this.opts.owned.get(conn.requestId)?.token === conn.token;
       const owned = this.opts.owned.upsert(conn, now);
       if (!known && graceMs > 0) owned.sendableAt = now + graceMs;
-      // A new connection hears its first sign of life (the probe's `stream-alive`) within a second
-      // or two; a batch taken over spreads its first probes over the interval instead.
-      if (why === 'claim') owned.probedAt = now - this.opts.probeIntervalMs;
-      else if (why !== 'reconcile') owned.probedAt = now - Math.random() * this.opts.probeIntervalMs;
+      // Spread the first probes of a batch over the interval instead of probing all at once.
+      if (why !== 'reconcile') owned.probedAt = now - Math.random() * this.opts.probeIntervalMs;
     }
     this.opts.metrics.ownedConnections.set(this.opts.owned.size);
     const replayed = this.opts.resume(conns);

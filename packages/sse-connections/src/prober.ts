@@ -10,8 +10,7 @@ import type { OwnedConnections } from './owned-connections.js';
  * Each owner probes its connections every CONNECTION_PROBE_INTERVAL_SECONDS with a `stream-alive`
  * event (the browser's sign that the stream is served, docs/streams-api.md): a 200 confirms the
  * stream (the registry's last-seen moves on), a 404 ends it like a disconnect (the gateway crashed
- * or lost it without a callback). Probes are spread over the interval, checked once a second; a
- * new connection gets its first one within a second or two.
+ * or lost it without a callback). Probes are spread over the interval, checked once a second.
  */
 export class Prober {
   private timer: NodeJS.Timeout | undefined;
