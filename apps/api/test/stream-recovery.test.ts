@@ -138,6 +138,20 @@ t.test('lines whose sends failed on every retry are sent again with the next bat
   t.equal(await metricValue(owner.metrics, 'sse_gateway_events_dropped_total'), 0, 'and no drop was counted');
 });
 
+t.test('lines whose sends failed on every retry reach the client even when the device sends nothing more', async (t) => {
+  const failingTokens = new Set<string>();
+  const { fleet, append, client } = await fiveLinesDelivered(t, 'sq', { failingTokens });
+  const owner = ownerOf(fleet, 'sq')!;
+  const token = owner.forwarding.owned.get('sq')!.token;
+  failingTokens.add(token);
+  for (let seq = 6; seq <= 8; seq++) await append(ENTITY, `q${seq}`, [{ seq }]);
+  await eventually(() => sentSeqs(fleet, token, 503).includes(8));
+  failingTokens.delete(token); // healed; the device stays quiet from now on
+  await eventually(() => keptSeqs(client).seqs.length === 8, 10_000);
+  t.same(keptSeqs(client).seqs, range(1, 8), 'every line once, in order, without a next batch');
+  t.ok((await metricValue(owner.metrics, 'sse_stream_replayed_lines_total', { reason: 'resend' })) >= 1, 'sent again from the window');
+});
+
 t.test('resume outside the window or from another epoch: not recovered, delivery starts at the current position', async (t) => {
   const fleet = await startFleet(t, { pods: 1 });
   const append = streamAppender(fleet.publisher, fleet.prefix, { maxLines: 5 });

@@ -182,6 +182,7 @@ export class GatewayClient {
       if (isLoss(item, 'fenced')) this.metrics.dropped.inc({ service: item.service, reason: 'fenced' });
       // The gap this event was to report is still unreported: the next event carries it.
       if (item.droppedBefore > 0) this.queues.carryDrop(conn, item.droppedBefore);
+      if (item.resent && item.kind === 'event') this.queues.endResentBehind(conn, 'fenced');
       this.settleConnection(conn);
       this.pump();
       return;
@@ -228,6 +229,7 @@ export class GatewayClient {
       const lost = isLoss(item, status);
       if (lost) this.metrics.dropped.inc({ service: item.service, reason: status === 'rejected' ? 'rejected' : 'retries_exhausted' });
       if (lost || item.droppedBefore > 0) this.queues.carryDrop(conn, (lost ? 1 : 0) + item.droppedBefore);
+      if (item.resent && item.kind === 'event' && status === 'failed') this.queues.endResentBehind(conn, 'failed');
     }
     this.settleConnection(conn);
     this.pump();

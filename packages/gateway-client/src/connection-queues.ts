@@ -162,6 +162,32 @@ export class ConnectionQueues {
     return n;
   }
 
+  /**
+   * After a `resent` event failed for good or was fenced: the `resent` events waiting behind it end
+   * the same way, unsent. Their sender sends them again after the failed one, in order; sending them
+   * now would put their lines before the failed one's in the browser. Other items keep their place.
+   * Call with the head already finished (nothing in flight).
+   */
+  endResentBehind(conn: Connection, status: 'failed' | 'fenced'): void {
+    const items = conn.items.toArray();
+    if (!items.some((item) => item.resent && item.kind === 'event')) return;
+    conn.items.clear();
+    let carried = 0;
+    for (const item of items) {
+      if (!(item.resent && item.kind === 'event')) {
+        conn.items.push(item);
+        continue;
+      }
+      this.unwait(conn, item);
+      this.queuedItems -= 1;
+      this.metrics.queueDepth.dec();
+      this.metrics.sent.inc({ service: item.service, status });
+      carried += item.droppedBefore;
+      item.resolve({ status, attempts: item.attempts });
+    }
+    if (carried > 0) this.carryDrop(conn, carried);
+  }
+
   /** The item leaves the waiting part of the queue (its first attempt starts, or it is dropped). */
   unwait(conn: Connection, item: Item): void {
     if (!item.waitingCounted) return;

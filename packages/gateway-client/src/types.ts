@@ -33,7 +33,8 @@ export interface SendOptions {
    * The sender sends again what does not go out (stream delivery rewinds to it and fills the gap
    * from the device's window): a `failed` or `fenced` outcome is then not a loss, so it is neither
    * counted as dropped nor marked as `dropped` on the connection's next event. A gap this event
-   * itself was to report passes on to the next one.
+   * itself was to report passes on to the next one. The `resent` events queued behind one that
+   * failed or was fenced end the same way, unsent, so none of them reaches the browser before it.
    */
   resent?: boolean;
 }

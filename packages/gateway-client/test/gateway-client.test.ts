@@ -166,6 +166,19 @@ t.test('an event its sender sends again (resent) is no loss: no dropped marker, 
   t.same(payloads(gateway, 'down').map((p) => [p.seq, p.dropped]), [[0, undefined], [1, undefined], [2, undefined], [5, 1]], 'the queue-full gap, not the resent failure');
 });
 
+t.test('resent events queued behind one that failed for good end unsent, so none overtakes it; other events still go', async (t) => {
+  const { gateway, client } = await setup(t, { retries: 1 });
+  gateway.connect('flap');
+  gateway.script('flap', [500, 500]); // the first event fails on both attempts; the gateway is fine after
+  const resent = { resent: true };
+  const outcomes = [client.send('flap', event(1), resent), client.send('flap', event(2), resent), client.send('flap', { name: 'rotation-updated', data: '{}' }), client.send('flap', event(3), resent)];
+  const [first, second, nudge, third] = await Promise.all(outcomes);
+  t.same(first, { status: 'failed', httpStatus: 500, attempts: 2 });
+  t.same([second, third], [{ status: 'failed', attempts: 0 }, { status: 'failed', attempts: 0 }], 'ended unsent: their sender sends them again after the first');
+  t.equal(nudge!.status, 'ok', 'an event of another kind keeps its place');
+  t.same(gateway.forToken('flap').map((r) => r.event?.name), ['rotation-updated'], 'no line reached the browser ahead of the failed one');
+});
+
 t.test('a probe may carry a sign-of-life event: the browser gets it, and an unsent one is no drop', async (t) => {
   const { gateway, client, registry } = await setup(t, { retries: 0 });
   gateway.connect('live');

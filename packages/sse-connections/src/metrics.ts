@@ -65,7 +65,7 @@ export function forwardingMetrics(registry: Registry): ForwardingMetrics {
     leaseLost: new Counter({ name: 'sse_ownership_lease_lost_total', help: 'Times this process lost its ownership lease and dropped what it owned', registers }),
     truncatedDocs: new Counter({ name: 'sse_device_log_docs_truncated_total', help: 'Log docs shortened to fit one /internal/send body', registers }),
     probes: new Counter({ name: 'sse_connection_probes_total', help: 'Probes of owned connections at the gateway: alive | gone | failed', labelNames: ['result'], registers }),
-    replayedLines: new Counter({ name: 'sse_stream_replayed_lines_total', help: "Lines replayed from a device's retained window, by why: takeover | subscribe | gap", labelNames: ['reason'], registers }),
+    replayedLines: new Counter({ name: 'sse_stream_replayed_lines_total', help: "Lines replayed from a device's retained window, by why: takeover | subscribe | gap | resend", labelNames: ['reason'], registers }),
     takeoverReplay: new Histogram({
       name: 'sse_stream_takeover_replay_seconds',
       help: "From adopting a dead or drained pod's connections to having replayed each from its checkpoint",

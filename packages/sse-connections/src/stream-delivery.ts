@@ -14,8 +14,11 @@ import { newTrack, type StreamTrack } from './stream-track.js';
 /** Lines read from the window per round trip while replaying. */
 const REPLAY_PAGE = 500;
 
+/** After a rewind, how long until the window is read again if no batch of the device came first. */
+const RESEND_AFTER_MS = 1000;
+
 /** Why lines are read from the window: metric label of sse_stream_replayed_lines_total. */
-export type ReplayReason = 'takeover' | 'subscribe' | 'gap';
+export type ReplayReason = 'takeover' | 'subscribe' | 'gap' | 'resend';
 
 /** A batch's events, built once and shared by every connection that needs all of it. */
 export class LiveBatch {
@@ -248,12 +251,19 @@ export class StreamDelivery {
   /**
    * The lines from `first` on did not go out (fenced, or failed for good) while this pod may still
    * own the connection: the track moves back to just before them, so the next batch fills the gap
-   * from the window (repeats of lines that did go out carry their cursors). Without this, a pod that
-   * kept its lease would never send them again.
+   * from the window (repeats of lines that did go out carry their cursors) — or, if the device
+   * sends nothing more, a replay RESEND_AFTER_MS later does. Without this, a pod that kept its
+   * lease would never send them again.
    */
   private rewind(conn: Owned, track: StreamTrack, first: StreamPosition): void {
     if (!this.current(conn, track) || track.epoch !== first.epoch || track.offset < first.offset) return;
     setPosition(track, { epoch: first.epoch, ms: first.ms, offset: first.offset - 1 });
+    if (track.resendTimer) return; // one replay covers every rewind until it runs
+    track.resendTimer = setTimeout(() => {
+      track.resendTimer = undefined;
+      if (this.current(conn, track)) void this.run(conn, track, () => this.replay(conn, track, 'resend'));
+    }, RESEND_AFTER_MS);
+    track.resendTimer.unref();
   }
 
   /**

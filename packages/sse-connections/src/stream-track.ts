@@ -14,8 +14,10 @@ export interface StreamTrack {
   acked: StreamPosition | undefined;
   /** A replay, gap fill or wait in progress: later batches queue behind it, in order. */
   busy: Promise<void> | null;
+  /** Set after a rewind: the window is read again then, even if no batch of the device comes. */
+  resendTimer: NodeJS.Timeout | undefined;
 }
 
 export function newTrack(entityId: string, start?: StreamPosition): StreamTrack {
-  return { entityId, epoch: start?.epoch, ms: start?.ms ?? 0, offset: start?.offset ?? 0, acked: undefined, busy: null };
+  return { entityId, epoch: start?.epoch, ms: start?.ms ?? 0, offset: start?.offset ?? 0, acked: undefined, busy: null, resendTimer: undefined };
 }
