@@ -1,11 +1,24 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Redis } from 'ioredis';
 import { eventually } from '@iotsupport/testkit';
 import { parseCursor } from '@iotsupport/contracts';
 import { CONN_FIELDS, registryKeys } from '@iotsupport/realtime-state';
-import { PERFECT_DELIVERY, deliveryReport, startLiveStack, watchRoundRobin } from './live-stack.js';
+import type { LiveClient } from '@iotsupport/live-client';
+import { PERFECT_DELIVERY, deliveryReport, startLiveStack, watchRoundRobin, type LiveStack } from './live-stack.js';
 
 const DEVICES = 2;
+
+/** Publishes 10 lines per device; every client shows exactly the new lines of its device, once, in order. */
+async function newLinesArriveOnce(t: Test, stack: LiveStack, { clients, linesOf }: { clients: LiveClient[]; linesOf: (i: number) => number[] }): Promise<void> {
+  const before = clients.map((_, i) => linesOf(i).length);
+  const publishedBefore = [0, 1].map((d) => stack.published(d).length);
+  for (let k = 0; k < 4; k++) await stack.publish(k % DEVICES, 5);
+  await eventually(() => clients.every((_, i) => linesOf(i).length >= before[i]! + 10), 20_000).catch(() => undefined);
+  clients.forEach((c, i) => {
+    const device = i % DEVICES;
+    t.same(deliveryReport(linesOf(i).slice(before[i]!), stack.published(device).slice(publishedBefore[device]!)), PERFECT_DELIVERY, `${c.requestId}: the new lines, once, in order`);
+  });
+}
 
 t.test('Redis restarted empty with streams open: every stream closed within 10 s; clients resume into a new epoch and show new lines', async (t) => {
   const stack = await startLiveStack(t, { pods: 2, devices: DEVICES, ownRedis: true });
@@ -23,13 +36,9 @@ t.test('Redis restarted empty with streams open: every stream closed within 10 s
   t.comment(`streams ended ${Math.min(...closedAfter)}–${Math.max(...closedAfter)} ms after the Redis restart began`);
   await eventually(() => told.every((r) => r.unrecovered.length > 0) && clients.every((c) => c.state === 'connected'), 20_000);
 
-  const before = clients.map((_, i) => linesOf(i).length);
-  const publishedBefore = [0, 1].map((d) => stack.published(d).length);
-  for (let k = 0; k < 4; k++) await stack.publish(k % DEVICES, 5);
-  await eventually(() => clients.every((_, i) => linesOf(i).length >= before[i]! + 10), 20_000).catch(() => undefined);
+  await newLinesArriveOnce(t, stack, { clients, linesOf });
   clients.forEach((c, i) => {
     const device = i % DEVICES;
-    t.same(deliveryReport(linesOf(i).slice(before[i]!), stack.published(device).slice(publishedBefore[device]!)), PERFECT_DELIVERY, `${c.requestId}: the new lines, once, in order`);
     const epochAfter = parseCursor(c.cursorOf(stack.entityId(device))!)!.epoch;
     t.not(epochAfter, epochBefore[i], 'a new epoch');
     t.equal(told[i]!.unrecovered[0]?.since.split(':')[0], epochBefore[i], 'told the resume from the old epoch was not recovered');
@@ -66,12 +75,5 @@ t.test('the owning pod killed and Redis restarted empty before any take-over: it
     'only the unserved streams went silent (the live pod closed the ones it served)',
   );
 
-  const before = clients.map((_, i) => linesOf(i).length);
-  const publishedBefore = [0, 1].map((d) => stack.published(d).length);
-  for (let k = 0; k < 4; k++) await stack.publish(k % DEVICES, 5);
-  await eventually(() => clients.every((_, i) => linesOf(i).length >= before[i]! + 10), 20_000).catch(() => undefined);
-  clients.forEach((c, i) => {
-    const device = i % DEVICES;
-    t.same(deliveryReport(linesOf(i).slice(before[i]!), stack.published(device).slice(publishedBefore[device]!)), PERFECT_DELIVERY, `${c.requestId}: the new lines, once, in order`);
-  });
+  await newLinesArriveOnce(t, stack, { clients, linesOf });
 });
